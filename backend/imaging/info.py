@@ -1,0 +1,51 @@
+"""What the imaging core promises about a file, before any pixel is decoded.
+
+Conventions used by every module in this package:
+
+* Coordinates are pixels of the image *as displayed*: EXIF orientation applied, origin top-left,
+  x right, y down. ``ImageInfo.width``/``height`` are already swapped for orientations 5-8.
+* Arrays are ``H x W`` (one channel) or ``H x W x C`` (channels last), in the file's own dtype.
+* A "page" is one plane the user can pick: a TIFF page, a z-slice, a time point. Channels are
+  never pages; they are picked with the channel picker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+
+# Decompression-bomb policy: one displayed plane may have at most this many pixels. A
+# 30,000 x 30,000 slide scan (0.9 GP) is accepted; a 2-kB PNG that claims 100,000 x 100,000 is not.
+# Probing never allocates pixels, so the limit only guards the decode that would follow.
+MAX_PIXELS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """Header facts about one image file.
+
+    ``width``/``height`` are for page 0 as displayed (after EXIF orientation). ``channels`` and
+    ``dtype`` describe what :func:`backend.imaging.read_array` returns for that page (after
+    palette / CMYK conversion), e.g. an 8-bit palette PNG is ``channels=3, dtype="uint8"`` and a
+    16-bit grayscale PNG is ``channels=1, dtype="uint16"``. ``orientation`` is the EXIF value 1-8
+    (1 when absent). ``format`` is the container: ``JPEG``, ``PNG``, ``WEBP``, ``BMP``, ``GIF``,
+    ``TIFF``.
+    """
+
+    width: int
+    height: int
+    pages: int
+    channels: int
+    dtype: str
+    orientation: int
+    format: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def oriented_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    """Size after EXIF orientation: orientations 5-8 swap the axes."""
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)

@@ -1,0 +1,276 @@
+"""Model packs: a folder (or .zip of one) with ``manifest.json``, ONNX graphs and tokenizer files.
+
+The manifest is data, not code (like osam's model registry): which graphs exist, their I/O
+contract, the preprocessing constants, and the sha256 of every file. A pack is verified before
+use; anything missing, altered or of an unknown schema is refused with a :class:`PackError`
+that names the pack and the file and says what to do.
+
+Manifest fields (schema 1)::
+
+    schema_version  int, == SCHEMA_VERSION
+    id              str, [a-z0-9._-]+ — stable identifier, used in shape provenance
+    name            str, for people
+    version         str
+    task            "detector" | "segmenter"
+    family          "owlvit" | "owlv2" | "sam" | "sam2"
+    license         str
+    source          {"checkpoint": str, "random": "tiny"|"full"|null, ...}
+    preprocessing   dict, family-specific constants (image size, mean/std, ...)
+    io              {"graphs": {name: {"file": str, "inputs": {...}, "outputs": {...}}}}
+    config          dict, family-specific runtime constants
+    files           {relative path: sha256 hex}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from backend import atomic
+from backend.errors import PackError
+
+MANIFEST = "manifest.json"
+SCHEMA_VERSION = 1
+TASKS = ("detector", "segmenter")
+FAMILIES = {"owlvit": "detector", "owlv2": "detector", "sam": "segmenter", "sam2": "segmenter"}
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+# The version becomes part of the install folder name: no separators, no "..".
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+_REQUIRED = ("schema_version", "id", "name", "version", "task", "family", "license", "source",
+             "preprocessing", "io", "config", "files")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Pack:
+    root: Path
+    manifest: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.manifest["id"])
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def task(self) -> str:
+        return str(self.manifest["task"])
+
+    @property
+    def family(self) -> str:
+        return str(self.manifest["family"])
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["name"])
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return dict(self.manifest["preprocessing"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.manifest["config"])
+
+    @property
+    def source_tag(self) -> str:
+        """What the store records as a shape's ``source``: ``<pack id>@<pack version>``."""
+        return f"{self.id}@{self.version}"
+
+    def file(self, relpath: str) -> Path:
+        if relpath not in self.manifest["files"]:
+            raise PackError(f"Model pack '{self.id}' has no file '{relpath}' in its manifest.",
+                            detail={"pack": str(self.root)})
+        return self.root / relpath
+
+    def graph(self, name: str) -> Path:
+        graphs = self.manifest["io"].get("graphs", {})
+        if name not in graphs:
+            raise PackError(f"Model pack '{self.id}' has no '{name}' graph; it is not a "
+                            f"{self.family} pack this version of Fieldmark can run.",
+                            detail={"pack": str(self.root), "graphs": sorted(graphs)})
+        return self.file(graphs[name]["file"])
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "version": self.version, "task": self.task,
+                "family": self.family, "license": self.manifest["license"], "path": str(self.root),
+                "size_bytes": sum((self.root / f).stat().st_size for f in self.manifest["files"])}
+
+
+def _check_manifest(m: Any, where: Path) -> None:
+    def bad(msg: str) -> PackError:
+        return PackError(f"The model pack at '{where}' has an invalid manifest: {msg}. "
+                         "Re-export it with build_scripts/export_models.py or get a fresh copy.",
+                         detail={"pack": str(where)})
+
+    if not isinstance(m, dict):
+        raise bad("it is not a JSON object")
+    missing = [k for k in _REQUIRED if k not in m]
+    if missing:
+        raise bad(f"missing field(s) {', '.join(missing)}")
+    if m["schema_version"] != SCHEMA_VERSION:
+        raise bad(f"schema_version is {m['schema_version']!r}, this app reads {SCHEMA_VERSION}")
+    if not isinstance(m["id"], str) or not _ID_RE.match(m["id"]):
+        raise bad(f"id {m['id']!r} must be lowercase letters, digits, '.', '_' or '-'")
+    if not isinstance(m["version"], str) or not _VERSION_RE.match(m["version"]):
+        raise bad(f"version {m['version']!r} must be letters, digits, '.', '_', '+' or '-'")
+    for key in ("source", "preprocessing", "config"):
+        if not isinstance(m[key], dict):
+            raise bad(f"{key} must be a JSON object")
+    if m["task"] not in TASKS:
+        raise bad(f"task {m['task']!r} is not one of {', '.join(TASKS)}")
+    if not isinstance(m["family"], str) or FAMILIES.get(m["family"]) != m["task"]:
+        raise bad(f"family {m['family']!r} is not a known {m['task']} family")
+    if not isinstance(m["files"], dict) or not m["files"]:
+        raise bad("files must map each file to its sha256")
+    for rel, digest in m["files"].items():
+        p = PurePosixPath(rel)
+        if p.is_absolute() or ".." in p.parts or "\\" in rel:
+            raise bad(f"file path {rel!r} leaves the pack folder")
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise bad(f"sha256 of {rel!r} is not a hex digest")
+    graphs = m["io"].get("graphs") if isinstance(m["io"], dict) else None
+    if not isinstance(graphs, dict) or not graphs:
+        raise bad("io.graphs must list the ONNX graphs")
+    for name, g in graphs.items():
+        if not isinstance(g, dict) or not isinstance(g.get("file"), str) \
+                or g["file"] not in m["files"]:
+            raise bad(f"graph {name!r} names a file that is not in files")
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST
+    if not path.is_file():
+        raise PackError(f"'{root}' is not a model pack: it has no {MANIFEST}. Choose the pack "
+                        "folder (or its .zip) made by build_scripts/export_models.py.",
+                        detail={"pack": str(root)})
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PackError(f"The manifest of the model pack at '{root}' is not valid JSON ({exc}).",
+                        detail={"pack": str(root)}) from exc
+    _check_manifest(manifest, root)
+    return manifest
+
+
+def verify_pack(root: Path, *, hashes: bool = True) -> Pack:
+    """Check the manifest and (unless ``hashes`` is False) every file's sha256."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    for rel, digest in manifest["files"].items():
+        f = root / rel
+        if not f.is_file():
+            raise PackError(f"Model pack '{manifest['id']}' is incomplete: '{rel}' is missing "
+                            f"from '{root}'. Copy the whole pack folder again.",
+                            detail={"pack": str(root), "file": rel})
+        if hashes and sha256_file(f) != digest:
+            raise PackError(f"Model pack '{manifest['id']}' is damaged: '{rel}' does not match "
+                            "its checksum. Copy or download the pack again.",
+                            detail={"pack": str(root), "file": rel})
+    return Pack(root=root, manifest=manifest)
+
+
+def _extract_zip(zip_path: Path, dest: Path) -> Path:
+    """Extract safely: refuse absolute paths, ``..`` and links; return the pack folder inside."""
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise PackError(f"'{zip_path}' is not a readable .zip model pack ({exc}).",
+                        detail={"pack": str(zip_path)}) from exc
+    with zf:
+        for info in zf.infolist():
+            p = PurePosixPath(info.filename.replace("\\", "/"))
+            if p.is_absolute() or ".." in p.parts or (info.external_attr >> 16) & 0o170000 == 0o120000:
+                raise PackError(f"Refused the model pack '{zip_path}': it contains the unsafe "
+                                f"path '{info.filename}'.", detail={"pack": str(zip_path)})
+        zf.extractall(dest)
+    manifests = sorted(dest.rglob(MANIFEST), key=lambda p: len(p.parts))
+    if not manifests:
+        raise PackError(f"'{zip_path}' holds no {MANIFEST}; it is not a model pack.",
+                        detail={"pack": str(zip_path)})
+    return manifests[0].parent
+
+
+def load_pack(path: Path, *, verify: bool = True, unpack_dir: Path | None = None) -> Pack:
+    """Open a pack folder or .zip. Zips are extracted into ``unpack_dir`` (or a temp folder)."""
+    path = Path(path)
+    if not path.exists():
+        raise PackError(f"No model pack at '{path}'.", detail={"pack": str(path)})
+    if path.is_file() and path.suffix.lower() == ".zip":
+        dest = Path(tempfile.mkdtemp(prefix="fieldmark-pack-", dir=unpack_dir))
+        path = _extract_zip(path, dest)
+    return verify_pack(path, hashes=verify)
+
+
+def write_pack(out_dir: Path, manifest: dict[str, Any]) -> Pack:
+    """Finish a pack whose files are already in ``out_dir``: hash them, write the manifest.
+
+    ``manifest`` holds every field but ``files`` and ``schema_version``; ``files`` is computed
+    from what the graphs and ``extra_files`` (a list in the manifest, removed here) name.
+    """
+    out_dir = Path(out_dir)
+    manifest = dict(manifest)
+    extra = manifest.pop("extra_files", [])
+    rels = sorted({g["file"] for g in manifest["io"]["graphs"].values()} | set(extra))
+    manifest["schema_version"] = SCHEMA_VERSION
+    manifest["files"] = {rel: sha256_file(out_dir / rel) for rel in rels}
+    _check_manifest(manifest, out_dir)
+    atomic.write_json(out_dir / MANIFEST, manifest)
+    return Pack(root=out_dir, manifest=manifest)
+
+
+def zip_pack(pack_dir: Path, zip_path: Path) -> Path:
+    pack_dir, zip_path = Path(pack_dir), Path(zip_path)
+    tmp = zip_path.with_name(f".{zip_path.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(pack_dir.rglob("*")):
+            if f.is_file():
+                zf.write(f, f.relative_to(pack_dir).as_posix())
+    tmp.replace(zip_path)
+    return zip_path
+
+
+def install_pack(src: Path, packs_dir: Path) -> Pack:
+    """Verify ``src`` (folder or zip) and copy it to ``packs_dir/<id>-<version>`` atomically."""
+    packs_dir = Path(packs_dir)
+    packs_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=packs_dir, prefix=".unpack-") as tmp:
+        pack = load_pack(src, unpack_dir=Path(tmp))
+        dest = packs_dir / f"{pack.id}-{pack.version}"
+        staging = packs_dir / f".{dest.name}.installing"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(pack.root, staging)
+        if dest.exists():
+            shutil.rmtree(dest)
+        staging.replace(dest)
+    return verify_pack(dest, hashes=False)
+
+
+def list_packs(packs_dir: Path) -> list[Pack | PackError]:
+    """Every pack under ``packs_dir`` (manifest checked, hashes not), or the error it raised."""
+    out: list[Pack | PackError] = []
+    if not Path(packs_dir).is_dir():
+        return out
+    for d in sorted(Path(packs_dir).iterdir()):
+        if d.is_dir() and not d.name.startswith("."):
+            try:
+                out.append(verify_pack(d, hashes=False))
+            except PackError as exc:
+                out.append(exc)
+    return out

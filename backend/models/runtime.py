@@ -1,0 +1,98 @@
+"""onnxruntime sessions: one generic loader with a provider fallback that is reported.
+
+A provider is "available" only if a session can actually be created with it (an installed CUDA
+provider without a matching driver fails at that point), so we try, in order of preference, and
+keep the reasons for the ones that failed: the models panel and ``models list`` show them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backend.errors import PackError
+
+log = logging.getLogger(__name__)
+
+PREFERENCE = ("CUDAExecutionProvider", "DmlExecutionProvider", "CoreMLExecutionProvider",
+              "CPUExecutionProvider")
+
+
+def default_threads() -> int:
+    """Intra-op threads: the physical cores we may use, leaving none idle but not oversubscribing.
+
+    ``FIELDMARK_THREADS`` overrides. onnxruntime's own default spins one thread per logical core
+    plus busy-waiting, which on a 2-core laptop starves the GUI thread.
+    """
+    env = os.environ.get("FIELDMARK_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:
+        n = os.cpu_count() or 1
+    return max(1, n)
+
+
+@dataclass
+class Session:
+    """An onnxruntime InferenceSession plus what we learned creating it."""
+
+    inner: Any
+    provider: str
+    fallbacks: dict[str, str] = field(default_factory=dict)  # provider -> why it was not used
+    path: Path | None = None
+
+    def run(self, feeds: dict[str, Any], outputs: list[str] | None = None) -> list[Any]:
+        return self.inner.run(outputs, feeds)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.inner.get_inputs()]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.inner.get_outputs()]
+
+
+def create_session(path: Path, *, providers: tuple[str, ...] | None = None,
+                   threads: int | None = None) -> Session:
+    """Create a session on the first provider that works; raise PackError if none does."""
+    import onnxruntime as ort  # deferred: importing it costs ~100 ms at app start
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or default_threads()
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Busy-waiting threads keep a core at 100 % between clicks; the GUI needs it.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    installed = set(ort.get_available_providers())
+    wanted = [p for p in (providers or PREFERENCE) if p in installed] or ["CPUExecutionProvider"]
+    fallbacks: dict[str, str] = {}
+    for prov in wanted:
+        try:
+            chain = [prov] if prov == "CPUExecutionProvider" else [prov, "CPUExecutionProvider"]
+            inner = ort.InferenceSession(str(path), sess_options=opts, providers=chain)
+        except Exception as exc:  # noqa: BLE001 — any failure means "try the next provider"
+            fallbacks[prov] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.info("provider %s unavailable for %s: %s", prov, path, fallbacks[prov])
+            continue
+        used = inner.get_providers()[0]
+        if used != prov:
+            fallbacks[prov] = f"session fell back to {used}"
+        log.info("onnx session %s on %s", Path(path).name, used)
+        return Session(inner=inner, provider=used, fallbacks=fallbacks, path=Path(path))
+    raise PackError(f"Could not load the model graph '{path}': "
+                    + "; ".join(f"{k}: {v}" for k, v in fallbacks.items())
+                    + ". The file may be corrupt; re-install the model pack.",
+                    detail={"file": str(path), "providers": fallbacks})
+
+
+def provider_report() -> dict[str, Any]:
+    import onnxruntime as ort
+
+    return {"onnxruntime": ort.__version__, "installed": ort.get_available_providers(),
+            "threads": default_threads()}

@@ -1,0 +1,189 @@
+"""Undo/redo as a log of row changes kept in the project database.
+
+Every undoable edit runs inside one transaction through a :class:`Recorder`, which performs the
+inserts, updates and deletes and remembers each row's state before and after. The step is
+written to ``undo_log`` in the same transaction, so an edit and its undo record are committed
+together or not at all, and the history survives a crash or a reopen.
+
+A change is ``[table, row_id, before, after]``: ``before`` is None for an insert, ``after`` is
+None for a delete (the other side then holds the whole row), and for an update both hold only
+the columns that changed. Undo applies the ``before`` states in reverse order, redo the
+``after`` states in order. Deleted rows come back under their old id (ids are AUTOINCREMENT and
+never reused), so a class deleted and restored re-links to its shapes.
+
+The log is linear: a new edit discards the redo stack; the oldest steps fall off past
+:data:`MAX_STEPS`. Non-undoable writes (folder sync, probed image sizes, settings) never touch
+columns the log restores: for images only ``status`` is undoable.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from backend.errors import StoreError
+
+MAX_STEPS = 1000
+
+# What a logged change may touch. The log is read back from a file that may have been shared or
+# edited, so table and column names from it are checked against this before building SQL.
+UNDOABLE: dict[str, frozenset[str]] = {
+    "images": frozenset({"status"}),
+    "classes": frozenset({"id", "name", "color", "position"}),
+    "shapes": frozenset({"id", "image_id", "class_id", "kind", "geometry", "score", "source",
+                         "prompt", "status", "created", "updated"}),
+}
+_WHOLE_ROW = {"classes", "shapes"}  # tables whose rows the log may insert and delete
+
+Change = list[Any]  # [table, row_id, before | None, after | None]
+
+
+class Recorder:
+    """Performs the writes of one edit and keeps the row changes for its undo step."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.changes: list[Change] = []
+        # What the step is called in the Edit menu and which image it happened on; the edit
+        # sets these once it has read the rows it touches.
+        self.description = ""
+        self.image_id: int | None = None
+
+    def insert(self, table: str, values: dict[str, Any]) -> int:
+        cols = ", ".join(values)
+        marks = ", ".join("?" * len(values))
+        cur = self.conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})",
+                                tuple(values.values()))
+        row_id = int(cur.lastrowid or 0)
+        self.changes.append([table, row_id, None, _row(self.conn, table, row_id)])
+        return row_id
+
+    def update(self, table: str, row_id: int, values: dict[str, Any]) -> bool:
+        """Set ``values`` on one row; records and returns True only if something changed."""
+        cols = list(values)
+        old = self.conn.execute(f"SELECT {', '.join(cols)} FROM {table} WHERE id = ?",
+                                (row_id,)).fetchone()
+        if old is None:
+            raise KeyError(f"{table} {row_id}")
+        before = {c: old[i] for i, c in enumerate(cols) if old[i] != values[c]}
+        if not before:
+            return False
+        after = {c: values[c] for c in before}
+        self.conn.execute(f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in after)} "
+                          "WHERE id = ?", (*after.values(), row_id))
+        self.changes.append([table, row_id, before, after])
+        return True
+
+    def reassign(self, table: str, column: str, old: Any, new: Any) -> int:
+        """``UPDATE table SET column = new WHERE column = old``, logged per row; returns count."""
+        ids = [r[0] for r in self.conn.execute(
+            f"SELECT id FROM {table} WHERE {column} = ?", (old,))]
+        self.conn.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", (new, old))
+        self.changes.extend([table, i, {column: old}, {column: new}] for i in ids)
+        return len(ids)
+
+    def delete(self, table: str, row_id: int) -> dict[str, Any]:
+        row = _row(self.conn, table, row_id)
+        self.conn.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,))
+        self.changes.append([table, row_id, row, None])
+        return row
+
+
+def _row(conn: sqlite3.Connection, table: str, row_id: int) -> dict[str, Any]:
+    cur = conn.execute(f"SELECT * FROM {table} WHERE id = ?", (row_id,))
+    values = cur.fetchone()
+    if values is None:
+        raise KeyError(f"{table} {row_id}")
+    return {d[0]: v for d, v in zip(cur.description, values, strict=True)}
+
+
+def push(conn: sqlite3.Connection, description: str, image_id: int | None,
+         changes: list[Change]) -> None:
+    """Append a step (inside the edit's transaction); clears redo and trims the oldest steps."""
+    conn.execute("DELETE FROM undo_log WHERE undone = 1")
+    conn.execute("INSERT INTO undo_log (description, image_id, changes, created) "
+                 "VALUES (?, ?, ?, ?)",
+                 (description, image_id, json.dumps(changes, separators=(",", ":")),
+                  time.time()))
+    conn.execute("DELETE FROM undo_log WHERE seq <= (SELECT MAX(seq) FROM undo_log) - ?",
+                 (MAX_STEPS,))
+
+
+def state(conn: sqlite3.Connection) -> dict[str, Any]:
+    undo = conn.execute("SELECT description FROM undo_log WHERE undone = 0 "
+                        "ORDER BY seq DESC LIMIT 1").fetchone()
+    redo = conn.execute("SELECT description FROM undo_log WHERE undone = 1 "
+                        "ORDER BY seq ASC LIMIT 1").fetchone()
+    return {"can_undo": undo is not None, "can_redo": redo is not None,
+            "undo": undo[0] if undo else None, "redo": redo[0] if redo else None}
+
+
+class HistoryMismatchError(Exception):
+    """The logged rows do not match the database (edited outside Fieldmark, or a bug)."""
+
+
+def step(conn: sqlite3.Connection, *, redo: bool) -> dict[str, Any] | None:
+    """Undo (or redo) one step inside the caller's transaction; None when there is none."""
+    if redo:
+        row = conn.execute("SELECT seq, description, image_id, changes FROM undo_log "
+                           "WHERE undone = 1 ORDER BY seq ASC LIMIT 1").fetchone()
+    else:
+        row = conn.execute("SELECT seq, description, image_id, changes FROM undo_log "
+                           "WHERE undone = 0 ORDER BY seq DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    seq, description, image_id, changes_json = row
+    changes = json.loads(changes_json)
+    for change in (changes if redo else reversed(changes)):
+        _apply(conn, change, redo=redo)
+    conn.execute("UPDATE undo_log SET undone = ? WHERE seq = ?", (0 if redo else 1, seq))
+    return {"image_id": image_id, "description": description}
+
+
+def _apply(conn: sqlite3.Connection, change: Any, *, redo: bool) -> None:
+    """Bring one row to the change's ``after`` (redo) or ``before`` (undo) state."""
+    if not isinstance(change, list) or len(change) != 4:
+        raise HistoryMismatchError(f"malformed change {change!r}")
+    table, row_id, before, after = change
+    target, other = (after, before) if redo else (before, after)
+    allowed = UNDOABLE.get(table)
+    if allowed is None or not isinstance(row_id, int):
+        raise HistoryMismatchError(f"unexpected change {change!r}")
+    for values in (target, other):
+        if values is not None and (not isinstance(values, dict) or not set(values) <= allowed):
+            raise HistoryMismatchError(f"unexpected columns in {change!r}")
+    if target is None:  # the row must go away
+        if table not in _WHOLE_ROW:
+            raise HistoryMismatchError(f"cannot delete from {table}")
+        done = conn.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,)).rowcount
+    elif other is None:  # the row must come back whole, under its old id
+        if table not in _WHOLE_ROW:
+            raise HistoryMismatchError(f"cannot insert into {table}")
+        try:
+            conn.execute(f"INSERT INTO {table} ({', '.join(target)}) "
+                         f"VALUES ({', '.join('?' * len(target))})", tuple(target.values()))
+        except sqlite3.IntegrityError as exc:
+            raise HistoryMismatchError(str(exc)) from exc
+        done = 1
+    else:
+        try:
+            done = conn.execute(f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in target)} "
+                                "WHERE id = ?", (*target.values(), row_id)).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise HistoryMismatchError(str(exc)) from exc
+    if done != 1:
+        raise HistoryMismatchError(f"{table} row {row_id} is not where the history expects it")
+
+
+def clear(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM undo_log")
+
+
+def mismatch_error(db_path: Path | str, exc: HistoryMismatchError) -> StoreError:
+    return StoreError(
+        f"The undo history in '{db_path}' no longer matches the project (was the file edited "
+        "outside Fieldmark?), so it was cleared. Your labels are unchanged; check the last edit "
+        "by eye.", detail={"file": str(db_path), "reason": str(exc)})
