@@ -1,0 +1,186 @@
+"""``python main.py models list|verify|install``: manage installed model packs.
+
+Installed packs live in ``<user data>/packs`` (see ``backend.paths.user_data_dir``), or in the
+folder given by ``--packs-dir`` or the ``FIELDMARK_PACKS_DIR`` environment variable.
+Exit codes: 0 success, 2 a pack or argument problem (the message goes to stderr; with
+``--json`` the error object also goes to stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from backend.errors import FieldmarkError, PackError
+from backend.models import pack as packs
+from backend.paths import user_data_dir
+
+ENV_PACKS_DIR = "FIELDMARK_PACKS_DIR"
+
+
+def packs_dir(override: Path | str | None = None) -> Path:
+    """Where installed packs live: ``override``, else ``$FIELDMARK_PACKS_DIR``, else user data."""
+    if override:
+        return Path(override)
+    env = os.environ.get(ENV_PACKS_DIR)
+    if env:
+        return Path(env)
+    return user_data_dir() / "packs"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--packs-dir", type=Path, metavar="DIR",
+                   help=f"folder of installed packs (default: ${ENV_PACKS_DIR} or the app's "
+                        "data folder)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``models`` and its subcommands on an ``argparse`` subparsers object."""
+    models = subparsers.add_parser(
+        "models", help="list, verify and install model packs",
+        description="Manage model packs (detector and segmenter models). A pack is a folder or "
+                    ".zip with manifest.json, made by build_scripts/export_models.py.")
+    sub = models.add_subparsers(dest="models_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("list", help="show installed packs and the ONNX Runtime providers",
+                       description="Show every installed pack (id, version, task, family, "
+                                   "size), packs that cannot be used and why, and which ONNX "
+                                   "Runtime execution providers this machine offers.")
+    _common(p)
+
+    p = sub.add_parser("verify", help="check a pack's files against its checksums",
+                       description="Check a pack folder or .zip (or an installed pack, by id) "
+                                   "against the sha256 checksums in its manifest. Without PATH, "
+                                   "verify every installed pack.")
+    p.add_argument("path", nargs="?", metavar="PATH",
+                   help="pack folder, .zip, or the id of an installed pack")
+    _common(p)
+
+    p = sub.add_parser("install", help="verify a pack and copy it into the packs folder",
+                       description="Verify a pack folder or .zip and copy it into the packs "
+                                   "folder. Installing the same id and version again replaces "
+                                   "the installed copy.")
+    p.add_argument("path", metavar="PATH", help="pack folder or .zip to install")
+    _common(p)
+
+
+def _human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _error_entry(exc: PackError) -> dict[str, Any]:
+    detail = exc.detail if isinstance(exc.detail, dict) else {}
+    return {"path": detail.get("pack"), "error": exc.message}
+
+
+def _list(args: argparse.Namespace, out: Any) -> int:
+    from backend.models.runtime import provider_report  # deferred: imports onnxruntime
+
+    root = packs_dir(args.packs_dir)
+    ok, broken = [], []
+    for item in packs.list_packs(root):
+        if isinstance(item, PackError):
+            broken.append(_error_entry(item))
+        else:
+            ok.append(item.summary())
+    providers = provider_report()
+    if args.json:
+        json.dump({"packs_dir": str(root), "packs": ok, "broken": broken,
+                   "providers": providers}, out, indent=2)
+        out.write("\n")
+        return 0
+    out.write(f"Model packs in {root}:\n")
+    if not ok and not broken:
+        out.write("  (none installed — add one with: main.py models install PATH)\n")
+    for s in ok:
+        out.write(f"  {s['id']:<28} {s['version']:<10} {s['task']:<10} {s['family']:<8} "
+                  f"{_human_size(s['size_bytes']):>10}\n")
+    for b in broken:
+        out.write(f"  BROKEN {b['path']}: {b['error']}\n")
+    out.write(f"ONNX Runtime {providers.get('onnxruntime')}: providers "
+              f"{', '.join(providers.get('installed', []))}; {providers.get('threads')} "
+              "threads\n")
+    return 0
+
+
+def _resolve_target(path: str, root: Path) -> Path:
+    """A path as given, or an installed pack named by id (``<id>`` or ``<id>-<version>``)."""
+    p = Path(path)
+    if p.exists():
+        return p
+    for item in packs.list_packs(root):
+        if not isinstance(item, PackError) and path in (item.id, item.root.name):
+            return item.root
+    raise PackError(f"No model pack at '{path}', and no installed pack with that id in "
+                    f"'{root}'. Check the path, or run 'main.py models list'.",
+                    detail={"pack": path})
+
+
+def _verify(args: argparse.Namespace, out: Any) -> int:
+    root = packs_dir(args.packs_dir)
+    if args.path:
+        targets = [_resolve_target(args.path, root)]
+    else:
+        targets = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")
+                   ] if root.is_dir() else []
+    results: list[dict[str, Any]] = []
+    for t in targets:
+        try:
+            pk = packs.load_pack(t, verify=True)
+            results.append({"path": str(t), "ok": True, "id": pk.id, "version": pk.version})
+        except PackError as exc:
+            results.append({"path": str(t), "ok": False, "error": exc.message})
+    failed = [r for r in results if not r["ok"]]
+    if args.json:
+        json.dump({"results": results, "ok": not failed}, out, indent=2)
+        out.write("\n")
+    else:
+        if not results:
+            out.write(f"No packs installed in {root}.\n")
+        for r in results:
+            if r["ok"]:
+                out.write(f"OK      {r['id']}@{r['version']}  ({r['path']})\n")
+    for r in failed:
+        sys.stderr.write(f"{r['error']}\n")
+    return 2 if failed else 0
+
+
+def _install(args: argparse.Namespace, out: Any) -> int:
+    root = packs_dir(args.packs_dir)
+    pk = packs.install_pack(Path(args.path), root)
+    if args.json:
+        json.dump({"installed": pk.summary()}, out, indent=2)
+        out.write("\n")
+    else:
+        out.write(f"Installed {pk.id}@{pk.version} ({pk.task}, {pk.family}) to {pk.root}\n")
+    return 0
+
+
+_COMMANDS = {"list": _list, "verify": _verify, "install": _install}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed ``models`` command; returns the process exit code."""
+    out = sys.stdout
+    try:
+        return _COMMANDS[args.models_command](args, out)
+    except FieldmarkError as exc:
+        sys.stderr.write(f"{exc.message}\n")
+        if getattr(args, "json", False):
+            json.dump({"error": exc.to_dict()}, out, indent=2, default=str)
+            out.write("\n")
+        return 2
+    except OSError as exc:   # permission denied, disk full while copying a pack
+        sys.stderr.write(f"Could not complete 'models {args.models_command}': {exc}. Check "
+                         "that the folders exist and that you may write to them.\n")
+        return 2
