@@ -15,7 +15,7 @@ import { clampView, fitView, imageToView, removeVertex, viewToImage, zoomAt,
 import { imageKey, loadImage } from './image.js';
 import { PointerInput } from './interact.js';
 import { ShapeLayer } from './layer.js';
-import { LABEL_FONT, drawFrame } from './render.js';
+import { drawFrame } from './render.js';
 import { FrameStats } from './stats.js';
 import { NEUTRAL, ShapeSet } from './shapes.js';
 
@@ -23,7 +23,7 @@ export const TOOLS = ['select', 'box', 'polygon', 'point'];
 const FIT_MARGIN = 20;
 /** How long a just-created shape shows as a ghost if the page never sends it back. */
 const GHOST_MS = 5000;
-/** The view counts as moving until it has been still this long (ms). */
+/** A zoom counts as in progress until the scale has been still this long (ms). */
 const SETTLE_MS = 150;
 
 export class LabelCanvas extends EventTarget {
@@ -39,12 +39,9 @@ export class LabelCanvas extends EventTarget {
     host.appendChild(canvas);
     this._canvas = canvas;
     this._ctx = canvas.getContext('2d');
-    // Resolve the label font now: the first text drawn otherwise stalls a frame (~0.1 s).
-    this._ctx.font = LABEL_FONT;
-    this._ctx.measureText('Ag 0.5');
     this._shapes = new ShapeSet();
     this._layer = new ShapeLayer();
-    this._lastViewChange = 0;
+    this._lastScaleChange = 0;
     this._settleTimer = 0;
     this._view = { scale: 1, tx: 0, ty: 0 };
     this._fitted = true;
@@ -387,7 +384,7 @@ export class LabelCanvas extends EventTarget {
     const scaleChanged = view.scale !== this._view.scale;
     this._view = view;
     this._fitted = false;
-    this._lastViewChange = performance.now();
+    if (scaleChanged) this._lastScaleChange = performance.now();
     this._requestDraw();
     if (scaleChanged) this._emit('view', { scale: view.scale });
   }
@@ -429,7 +426,7 @@ export class LabelCanvas extends EventTarget {
       error: this._error, shapes: this._shapes, visible: this._visible,
       selectedId: this._selectedId, selectedVertex: this._selectedVertex,
       hoverId: this._hoverId, drawing: this._drawing, ghost: this._ghost, activeColor,
-      layer: this._layer, moving: t0 - this._lastViewChange < SETTLE_MS,
+      layer: this._layer, zooming: t0 - this._lastScaleChange < SETTLE_MS,
     }));
     if (stale) {
       clearTimeout(this._settleTimer);

@@ -32,6 +32,7 @@ export class PointerInput {
     this.space = false;
     this.over = false;
     this.cursor = '';
+    this.hoverCursor = '';
     const on = (target, type, fn, opts) => {
       target.addEventListener(type, fn, opts);
       this._off.push(() => target.removeEventListener(type, fn, opts));

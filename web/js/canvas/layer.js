@@ -2,9 +2,9 @@
 //
 // Without a GPU, Chromium rasterizes Canvas 2D in software: filling and stroking thousands of
 // polygons costs tens of ms per frame. The layer is rendered once for the current scale over the
-// viewport plus a margin, and each frame while panning is a single blit. While the view moves
-// at another scale, the old bitmap is drawn scaled (a moment of softness) and rebuilt when the
-// view settles, unless rebuilding is cheap, in which case it is rebuilt at once.
+// viewport plus a margin, and each frame while panning is a single blit. During a zoom the old
+// bitmap is drawn scaled (a moment of softness), or the vectors directly where it falls short,
+// and it is rebuilt once the zoom settles; when rebuilding is cheap it is rebuilt at once.
 
 import { containsRect, intersectRect, viewportRect } from './geometry.js';
 

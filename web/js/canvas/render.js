@@ -7,7 +7,7 @@
 import { boxHandles, imageToView } from './geometry.js';
 import { NEUTRAL, rgba } from './shapes.js';
 
-export const LABEL_FONT = '12px system-ui, -apple-system, "Segoe UI", sans-serif';
+const LABEL_FONT = '12px system-ui, -apple-system, "Segoe UI", sans-serif';
 /** Labels only when at most this many shapes are big enough on screen to carry one. */
 const MAX_LABELS = 150;
 const MIN_LABEL_SIZE = 28; // CSS px: a shape smaller than this on screen gets no label
@@ -24,9 +24,9 @@ const CHEAP_BUILD_MS = 8;
 /**
  * Draw state `s` into `ctx` (a canvas of s.cssW x s.cssH CSS px at s.dpr device px each).
  * s: {dpr, cssW, cssH, view, image, imgW, imgH, loading, error, shapes, visible, selectedId,
- *     selectedVertex, hoverId, drawing, ghost, activeColor, layer (ShapeLayer), moving (bool:
- *     the view changed a moment ago)}. Returns {stale}: true when a rebuild is due once the
- *     view settles.
+ *     selectedVertex, hoverId, drawing, ghost, activeColor, layer (ShapeLayer), zooming (bool:
+ *     the scale changed a moment ago)}. Returns {stale}: true when the shapes layer is due for
+ *     a rebuild once the zoom settles.
  */
 export function drawFrame(ctx, s) {
   const { dpr, view } = s;
@@ -63,8 +63,8 @@ export function drawFrame(ctx, s) {
 
 /**
  * The unselected shapes: straight onto the canvas when there are few, else through the bitmap
- * layer. Returns true when it drew an out-of-date (scaled) layer that needs a rebuild once the
- * view settles (s.moving is false).
+ * layer. Returns true when it drew without an up-to-date layer because a zoom is in progress
+ * (s.zooming), so the layer is due for a rebuild once the zoom settles.
  */
 function drawShapes(ctx, s) {
   // The selection is drawn again on top anyway; it leaves the groups only while its geometry is
@@ -78,13 +78,16 @@ function drawShapes(ctx, s) {
   }
   if (!groups.extent) return false;
   const { view, dpr, cssW, cssH } = s;
-  const same = layer.has(groups, dpr) && layer.covers(view, cssW, cssH, groups.extent);
-  if (same && layer.k === view.scale) {
+  const covered = layer.has(groups, dpr) && layer.covers(view, cssW, cssH, groups.extent);
+  if (covered && layer.k === view.scale) {
     layer.blit(ctx, view, dpr);
     return false;
   }
-  if (same && s.moving && layer.buildMs > CHEAP_BUILD_MS) {
-    layer.blit(ctx, view, dpr);
+  if (s.zooming && layer.buildMs > CHEAP_BUILD_MS) {
+    // Mid-zoom, an expensive rebuild per wheel step would stutter: show the old bitmap scaled
+    // while it still holds everything in view, else draw the vectors directly.
+    if (covered) layer.blit(ctx, view, dpr);
+    else drawGroups(ctx, s, groups);
     return true;
   }
   const t0 = performance.now();
