@@ -76,7 +76,10 @@ class Api:
 
     def emit(self, name: str, payload: Any) -> None:
         for listener in list(self.listeners):
-            listener(name, payload)
+            try:
+                listener(name, payload)
+            except Exception:  # noqa: BLE001 — a broken listener must not undo an open or kill a probe
+                log.exception("listener failed on %s", name)
 
     def require_project(self) -> Project:
         if self.project is None:
@@ -93,12 +96,18 @@ class Api:
 
     def open_project(self, folder: Path, *, demo: bool = False) -> dict[str, Any]:
         folder = Path(folder).expanduser()
-        if not folder.is_dir():
+        try:
+            is_dir = folder.is_dir()
+        except OSError:  # name too long, no permission on a parent: still "not a folder we can open"
+            is_dir = False
+        if not is_dir:
             raise NotFound(f"'{folder}' is not a folder. Choose a folder that holds your images.",
                            code="not_a_folder")
         if self.project is not None and self.project.folder.resolve() == folder.resolve():
             # Opening the open project again (drop, dialog) re-scans it instead of tripping the lock.
+            self._stop_probe()
             self.project.scan(SUPPORTED_EXTENSIONS)
+            self._start_probe(self.project)  # files added or changed since need their sizes too
             summary = self.summary()
             self.emit("project.changed", {"project": summary})
             return summary  # type: ignore[return-value]
@@ -161,7 +170,7 @@ class Api:
 
         self._probe_job = self.jobs.submit("probe", work)
 
-    def close_project(self) -> None:
+    def _stop_probe(self) -> None:
         if self._probe_job is not None:
             self.jobs.cancel(self._probe_job.id)
             if self._probe_job.future is not None:
@@ -170,6 +179,9 @@ class Api:
                 except Exception:  # noqa: BLE001 — its failure was already reported as an event
                     pass
             self._probe_job = None
+
+    def close_project(self) -> None:
+        self._stop_probe()
         if self.project is not None:
             self.project.close()
             self.project = None

@@ -121,6 +121,7 @@ function finishJob(id, settleWith, payload) {
 on('job.progress', (p) => { const w = p && jobs.get(p.job); if (w && w.onProgress) w.onProgress(p); });
 on('job.done', (p) => p && finishJob(p.job, (w) => w.resolve(p.result), p));
 on('job.failed', (p) => p && finishJob(p.job, (w) => w.reject(new ApiError(p.error || {})), p));
+on('job.cancelled', (p) => p && finishJob(p.job, (w) => w.reject(new ApiError({ code: 'cancelled', message: 'The job was cancelled.' })), p));
 
 export function isJob(result) {
   return !!result && typeof result === 'object' && !Array.isArray(result)
