@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from backend.api.settings import THEMES, Settings
 from backend.api.validate import args_dict, get_choice, get_str
 from backend.errors import FieldmarkError, ImageReadError, InvalidArgument, NotFound
 from backend.imaging import SUPPORTED_EXTENSIONS, probe
-from backend.jobs.runner import Job, JobContext, JobRunner
+from backend.jobs.runner import Cancelled, Job, JobContext, JobRunner
 from backend.store import Project
 
 log = logging.getLogger(__name__)
@@ -148,9 +149,11 @@ class Api:
         def work(ctx: JobContext) -> dict[str, int]:
             changed: list[int] = []
             failed = 0
+            last = time.monotonic()
             for n, image_id in enumerate(todo, 1):
-                if ctx.cancelled or self.project is not project:
-                    break
+                ctx.check()  # a close or re-open cancels us: report "cancelled", not "done"
+                if self.project is not project:
+                    raise Cancelled()
                 try:
                     info = probe(project.image_path(image_id))
                     project.update_image_info(image_id, width=info.width, height=info.height,
@@ -162,9 +165,9 @@ class Api:
                     log.info("probe stopped: %s", exc.message)
                     break
                 changed.append(image_id)
-                if len(changed) >= 200 or n == len(todo):
+                if len(changed) >= 1000 or n == len(todo) or time.monotonic() - last > 2.0:
                     self.emit("images.changed", {"ids": changed})
-                    changed = []
+                    changed, last = [], time.monotonic()
                     ctx.progress(n, len(todo), "reading image headers")
             return {"probed": len(todo), "unreadable": failed}
 

@@ -97,7 +97,7 @@ export function loadProject(summary, { force = false } = {}) {
 async function doLoadProject(summary) {
   imageSeq += 1; // forget any image still loading from the previous project
   Object.assign(state, {
-    project: summary || null, images: [], byId: new Map(), visible: [], currentId: null, current: null,
+    project: summary || null, images: [], byId: new Map(), visible: [], currentId: null, shownId: null, current: null,
     display: null, shapes: [], selectedId: null, classes: [], activeClassId: null, imageError: null,
     edit: { can_undo: false, can_redo: false, undo: null, redo: null },
   });
@@ -214,7 +214,8 @@ export async function selectImage(id) {
   const seq = ++imageSeq;
   const previous = state.current;
   if (canvas && canvas.cancelDrawing) canvas.cancelDrawing();
-  Object.assign(state, { currentId: id, selectedId: null, imageError: null, cursor: null });
+  // Until the new pixels are on the canvas, a drawing there belongs to the old picture.
+  Object.assign(state, { currentId: id, shownId: null, selectedId: null, imageError: null, cursor: null });
   emit('current');
   let img;
   let shapes;
@@ -298,6 +299,7 @@ async function showPixels(seq) {
     return;
   }
   if (seq !== imageSeq) return;
+  state.shownId = img.id;
   canvas.setShapes(state.shapes); // keeps the canvas's selection when the shape is still there
 }
 

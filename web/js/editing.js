@@ -76,6 +76,12 @@ export async function afterEdit(imageId = state.currentId) {
 export async function createShape({ kind, geometry }) {
   const imageId = state.currentId;
   if (imageId === null) return;
+  if (state.shownId !== imageId) {
+    // Drawn on the previous picture while the next one was loading: its coordinates belong to
+    // neither image, so nothing is saved.
+    say('The next image was still loading — draw the shape again.', 'error');
+    return;
+  }
   const args = { image_id: imageId, kind, geometry };
   if (state.activeClassId !== null) args.class_id = state.activeClassId;
   await api('shapes.add', args);

@@ -10,6 +10,7 @@ export const state = {
   filter: { status: 'all', query: '' },
   visible: [],         // records passing the filter, in list order
   currentId: null,
+  shownId: null, // the image whose pixels the canvas shows (differs from currentId while loading)
   current: null,       // image.get answer for the current image (pages, channels, dtype)
   display: null,       // {page, mode:'rgb'|'gray', channels:[...], lo, hi} for the current image
   shapes: [],
