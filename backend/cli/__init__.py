@@ -10,4 +10,7 @@ SUBCOMMANDS: dict[str, str] = {
     "detect": "backend.cli.detect",
     "segment": "backend.cli.segment",
     "models": "backend.cli.models",
+    "autolabel": "backend.cli.autolabel",
+    "export": "backend.cli.export_import",
+    "import": "backend.cli.export_import",
 }

@@ -21,7 +21,10 @@ from backend.errors import InvalidArgument
 from backend.store import undo
 from backend.store import validate as v
 from backend.store.base import UNSET, StoreBase
+from backend.store.classes import PALETTE
 
+_COLUMNS = ("id", "image_id", "class_id", "kind", "geometry", "score", "source", "prompt",
+            "status", "created", "updated")
 _SPEC_KEYS = frozenset({"kind", "geometry", "class_id", "score", "source", "prompt", "status"})
 
 
@@ -89,6 +92,41 @@ class ShapesMixin(StoreBase):
                 (image_id, *wanted)).fetchall()
         return [_record(r) for r in rows]
 
+    def all_shapes(self, statuses: Iterable[str] = ("accepted", "pending"),
+                   image_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """Shapes of every image (or of ``image_ids``) in one query, by image then id.
+
+        For exports and imports, which would otherwise ask image by image. Rows come as plain
+        tuples (not sqlite3.Row): 100,000 shapes are read in well under a second.
+        """
+        if isinstance(statuses, str):
+            statuses = (statuses,)
+        wanted = [v.check_choice(s, v.SHAPE_STATUSES, "statuses") for s in statuses]
+        sql = (f"SELECT {', '.join(_COLUMNS)} FROM shapes WHERE status IN "
+               f"({', '.join('?' * len(wanted)) or 'NULL'})")
+        queries: list[tuple[str, list[Any]]] = []
+        if image_ids is None:
+            queries.append((sql + " ORDER BY image_id, id", wanted))
+        else:
+            ids = [v.check_id(i, "image_ids") for i in image_ids]
+            for at in range(0, len(ids), 500):  # SQLite caps bound parameters
+                chunk = ids[at:at + 500]
+                queries.append((sql + f" AND image_id IN ({', '.join('?' * len(chunk))})"
+                                " ORDER BY image_id, id", [*wanted, *chunk]))
+        rows: list[tuple[Any, ...]] = []
+        with self._read() as conn:
+            for query, params in queries:
+                cur = conn.cursor()
+                cur.row_factory = None
+                rows += cur.execute(query, params).fetchall()
+        loads = json.loads
+        out = []
+        for row in rows:
+            record = dict(zip(_COLUMNS, row, strict=True))
+            record["geometry"] = loads(record["geometry"])
+            out.append(record)
+        return out
+
     def shape(self, shape_id: int) -> dict[str, Any]:
         v.check_id(shape_id, "shape_id")
         with self._read() as conn:
@@ -134,6 +172,58 @@ class ShapesMixin(StoreBase):
             rec.image_id = image_id
             return [self._shape(conn, i) for i in ids]
 
+    def import_shapes(self, items: list[dict[str, Any]], description: str = "Import",
+                      class_names: Iterable[str] = ()) -> dict[str, Any]:
+        """Add shapes to many images, creating classes by name: one transaction, one undo step.
+
+        Each item: ``{"image_id", "class_name": str | None, "kind", "geometry", "score"?,
+        "source"?, "prompt"?, "status"?}``. Missing classes are created in the order of
+        ``class_names`` (a dataset's class list, kept even for classes without shapes), then of
+        first use. Everything is validated before anything is written; one bad item writes
+        nothing. Returns ``{"shapes_added": n, "classes_added": [names]}``.
+        """
+        names = [v.check_class_name(n) for n in class_names]
+        if not isinstance(items, (list, tuple)):
+            raise InvalidArgument(f"items must be a list, got {type(items).__name__}.")
+        rows = []
+        for i, item in enumerate(items):
+            where = f"items[{i}]"
+            if not isinstance(item, dict):
+                raise InvalidArgument(f"{where} must be an object, got {item!r}.")
+            spec = dict(item)
+            image_id = v.check_id(spec.pop("image_id", None), f"{where}.image_id")
+            name = spec.pop("class_name", None)
+            if name is not None:
+                name = v.check_class_name(name)
+            rows.append((image_id, name, _spec_values(spec, where)))
+        if not rows and not names:
+            return {"shapes_added": 0, "classes_added": []}
+        with self._edit() as rec:
+            conn = rec.conn
+            known = {r[0] for r in conn.execute("SELECT id FROM images")}
+            for image_id, _, _ in rows:
+                if image_id not in known:
+                    self._require(conn, "images", image_id, "image")
+            class_ids = {r[1]: r[0] for r in conn.execute("SELECT id, name FROM classes")}
+            added: list[str] = []
+            for name in dict.fromkeys([*names, *(n for _, n, _ in rows if n is not None)]):
+                if name not in class_ids:
+                    class_ids[name] = _insert_class(rec, name)
+                    added.append(name)
+            now = time.time()
+            touched: set[int] = set()
+            for image_id, name, values in rows:
+                values["class_id"] = None if name is None else class_ids[name]
+                rec.insert("shapes", {"image_id": image_id, **values, "created": now,
+                                      "updated": now})
+                if values["status"] != "pending":
+                    touched.add(image_id)
+            for image_id in sorted(touched):
+                self._start_image(rec, image_id)
+            rec.description = (f"{description} ({len(rows)} shapes)" if rows
+                               else f"{description} (classes)")
+            return {"shapes_added": len(rows), "classes_added": added}
+
     def update_shape(self, shape_id: int, *, geometry: Any = UNSET, class_id: Any = UNSET,
                      status: Any = UNSET) -> dict[str, Any]:
         """Change what is given (``class_id=None`` unassigns); a no-op records no undo step."""
@@ -172,6 +262,17 @@ class ShapesMixin(StoreBase):
             rec.description = f"Delete {before['kind']}"
             rec.image_id = before["image_id"]
             return before
+
+
+def _insert_class(rec: undo.Recorder, name: str) -> int:
+    """A new class at the end of the order with an unused palette colour (as add_class)."""
+    conn = rec.conn
+    used = {r[0] for r in conn.execute("SELECT color FROM classes")}
+    free = [c for c in PALETTE if c not in used]
+    count = conn.execute("SELECT COUNT(*) FROM classes").fetchone()[0]
+    position = conn.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM classes").fetchone()[0]
+    return rec.insert("classes", {"name": name, "color": free[0] if free
+                                  else PALETTE[count % len(PALETTE)], "position": position})
 
 
 def _update_description(row: sqlite3.Row, values: dict[str, Any], changed: list[str]) -> str:
