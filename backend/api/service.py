@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from backend import __version__, paths
-from backend.api import handlers
+from backend.api import ai_handlers, handlers
 from backend.api.settings import THEMES, Settings
 from backend.api.validate import args_dict, get_choice, get_str
 from backend.errors import FieldmarkError, ImageReadError, InvalidArgument, NotFound
@@ -57,6 +57,7 @@ class Api:
             "project.pick": Api._pick,
             "project.recent": Api._recent,
             **handlers.METHODS,
+            **ai_handlers.METHODS,
         }
 
     # -- dispatch ---------------------------------------------------------------------------
@@ -185,6 +186,7 @@ class Api:
 
     def close_project(self) -> None:
         self._stop_probe()
+        ai_handlers.project_closing(self)  # pause batch runs before their store closes
         if self.project is not None:
             self.project.close()
             self.project = None

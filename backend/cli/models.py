@@ -1,4 +1,4 @@
-"""``python main.py models list|verify|install``: manage installed model packs.
+"""``python main.py models list|verify|install|convert``: manage installed model packs.
 
 Installed packs live in ``<user data>/packs`` (see ``backend.paths.user_data_dir``), or in the
 folder given by ``--packs-dir`` or the ``FIELDMARK_PACKS_DIR`` environment variable.
@@ -66,6 +66,19 @@ def add_parser(subparsers: Any) -> None:
                                    "folder. Installing the same id and version again replaces "
                                    "the installed copy.")
     p.add_argument("path", metavar="PATH", help="pack folder or .zip to install")
+    _common(p)
+
+    p = sub.add_parser("convert", help="turn a checkpoint folder into a pack (torch build only)",
+                       description="Export a Hugging Face checkpoint folder (save_pretrained "
+                                   "output, e.g. from a USB stick) to a model pack with the same "
+                                   "code as build_scripts/export_models.py. Needs torch and "
+                                   "transformers: the 'fieldmark-torch' build bundles them; the "
+                                   "standard build says how to convert instead.")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT_DIR", help="checkpoint folder")
+    p.add_argument("--family", required=True, choices=sorted(packs.FAMILIES), help="model family")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="pack folder to create")
+    p.add_argument("--quantize", action="store_true", help="dynamic-int8 weights (smaller)")
+    p.add_argument("--install", action="store_true", help="also install the new pack")
     _common(p)
 
 
@@ -166,7 +179,54 @@ def _install(args: argparse.Namespace, out: Any) -> int:
     return 0
 
 
-_COMMANDS = {"list": _list, "verify": _verify, "install": _install}
+def conversion_unavailable() -> str | None:
+    """Why this build cannot convert checkpoints (torch/transformers missing), or None."""
+    import importlib.util
+
+    missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return (f"This build of Fieldmark cannot convert checkpoints: it does not include "
+            f"{' and '.join(missing)}. Use the Fieldmark build with torch ('fieldmark-torch'), "
+            "or convert on a computer with Python: pip install -r requirements-export.txt, then "
+            "python build_scripts/export_models.py --family FAMILY --checkpoint CHECKPOINT_DIR "
+            "--out PACK_DIR, and install the pack here with 'models install PACK_DIR'.")
+
+
+def convert_checkpoint(checkpoint: Path, family: str, out: Path, *, quantize: bool = False) -> packs.Pack:
+    """Export a local checkpoint folder to a verified pack in ``out`` (never downloads)."""
+    why = conversion_unavailable()
+    if why:
+        raise PackError(why, detail={"checkpoint": str(checkpoint)})
+    if not Path(checkpoint).is_dir() or not (Path(checkpoint) / "config.json").is_file():
+        raise PackError(f"'{checkpoint}' is not a checkpoint folder: it has no config.json. Choose "
+                        "the folder that save_pretrained wrote.", detail={"checkpoint": str(checkpoint)})
+    if Path(out).exists() and any(Path(out).iterdir()):
+        raise PackError(f"'{out}' already exists and is not empty; choose a new folder for the pack.",
+                        detail={"out": str(out)})
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder only: never the network
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import importlib
+
+    exporters = importlib.import_module("build_scripts.exporters")
+    exporters.EXPORTERS[family](family=family, checkpoint=str(checkpoint), random=None, out=Path(out),
+                                quantize=quantize, seed=0, pack_id=None, version="1.0.0")
+    return packs.verify_pack(Path(out), hashes=True)
+
+
+def _convert(args: argparse.Namespace, out: Any) -> int:
+    pk = convert_checkpoint(args.checkpoint, args.family, args.out, quantize=args.quantize)
+    if args.install:
+        pk = packs.install_pack(pk.root, packs_dir(args.packs_dir))
+    if args.json:
+        json.dump({"pack": pk.summary(), "installed": bool(args.install)}, out, indent=2)
+        out.write("\n")
+    else:
+        out.write(f"Converted {args.checkpoint} to {pk.id}@{pk.version} in {pk.root}\n")
+    return 0
+
+
+_COMMANDS = {"list": _list, "verify": _verify, "install": _install, "convert": _convert}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,6 +31,13 @@ Layouts (each module's docstring has the details and what the format cannot hold
 - ``yolo`` / ``yolo-seg``: ``data.yaml``, ``images/<split>/<relpath>``,
   ``labels/<split>/<relpath stem>.txt`` (detect boxes / segment polygons).
 
+Modules: one writer per format (``coco``, ``yolo``, ``voc``, ``labelme``, ``masks``, ``cvat``,
+``labelstudio``) with its reader beside it (``coco_read``, ``yolo_read``, ``voc_read``; labelme
+reads in its own module), the shared pieces re-exported by ``base`` (``options``, ``dataset``,
+``outlines``, ``output``, ``importing``), ``shape_rle`` (boxes and polygons as COCO RLE, in
+batches) and ``catalog`` (what each format is for, for the dialogs). Conventions:
+docs/adr/0007-export-formats-conventions.md.
+
 The store gained two methods for this package: ``Project.all_shapes(statuses, image_ids)``
 (one query for every shape) and ``Project.import_shapes(items, description, class_names)``
 (an import as one transaction and one undo step).
@@ -111,15 +118,26 @@ def load_format(fmt: str) -> Any:
 
 
 def describe_formats() -> list[dict[str, Any]]:
-    """Every format with whether it can be used here and whether it imports too."""
+    """Every format: ``name``, ``label``, whether it can be used here (``available``) and
+    imports too (``can_import``), and from :mod:`backend.formats.catalog` a one-line
+    ``description``, what it ``holds``, the export ``options`` it honours and, for importable
+    formats, ``import_source`` (``"file"`` or ``"folder"``) with an ``import_hint``."""
+    from backend.formats.catalog import CATALOG
+
     out = []
     for name in FORMATS:
         try:
             impl = load_format(name)
         except FormatError:
             impl = None
+        info = CATALOG[name]
+        can_import = impl is not None and hasattr(impl, "import_")
         out.append({"name": name, "label": LABELS.get(name, name), "available": impl is not None,
-                    "can_import": impl is not None and hasattr(impl, "import_")})
+                    "can_import": can_import, "title": info.label,
+                    "description": info.description, "holds": info.holds,
+                    "options": list(info.options),
+                    "import_source": info.import_source if can_import else None,
+                    "import_hint": info.import_hint if can_import else ""})
     return out
 
 

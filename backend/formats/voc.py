@@ -38,9 +38,10 @@ uncertain boundary to hide. Overlaps: larger objects are painted first, so a sma
 a larger one stays visible (as in the semantic masks export). Values stop at 254, so a 255th
 class or object can be in the XML but not in the PNGs (reported). Points cannot be held.
 
-Import reads the XMLs (boxes); when ``SegmentationObject/<id>.png`` exists, an object with
-pixels there comes back as a mask instead of a box. All or nothing: any malformed file stops
-the import with a message naming it, before anything is written.
+Import (:mod:`backend.formats.voc_read`) reads the XMLs (boxes); when
+``SegmentationObject/<id>.png`` exists, an object with pixels there comes back as a mask
+instead of a box. All or nothing: any malformed file stops the import with a message naming
+it, before anything is written.
 """
 
 from __future__ import annotations
@@ -53,28 +54,20 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
-from backend.errors import FieldmarkError, InvalidArgument
+from backend.errors import FieldmarkError
 from backend.formats.base import (
     Dataset,
     ExportOptions,
     ExportSummary,
-    FormatError,
     ImageItem,
-    ImageMatcher,
     ImportReport,
     Progress,
-    commit_import,
-    image_size,
-    import_item,
     report,
     write_image,
     write_text,
 )
 from backend.formats.masks import paint_order, png_bytes, shape_pixels, tight_box, write_bytes
-from backend.geometry import rle
-from backend.store.validate import check_class_name
 
 if TYPE_CHECKING:
     from backend.store import Project
@@ -264,105 +257,6 @@ def labelmap(names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# -- parsing ----------------------------------------------------------------------------------
-
-@dataclass
-class VocAnnotation:
-    filename: str | None
-    path: str | None
-    width: int | None
-    height: int | None
-    objects: list[tuple[str, list[float]]]      # (name, [x0, y0, x1, y1])
-
-
-def parse_xml(data: bytes, path: Path, what: str) -> ET.Element:
-    """Parse untrusted XML; documents with a DTD (entity expansion, external entities) are
-    refused rather than trusted to the parser's limits."""
-    head = data.lower()
-    if b"<!doctype" in head or b"<!entity" in head:
-        raise FormatError(f"The {what} '{path}' declares a DTD or entities, which Fieldmark does "
-                          "not read. Remove the <!DOCTYPE ...> part and try again.",
-                          detail={"file": str(path)})
-    try:
-        return ET.fromstring(data)
-    except ET.ParseError as exc:
-        raise FormatError(f"The {what} '{path}' is not valid XML ({exc}). Was it cut short or "
-                          "edited by hand?", detail={"file": str(path)}) from exc
-
-
-def parse_voc(data: bytes, path: Path) -> VocAnnotation:
-    root = parse_xml(data, path, "VOC annotation")
-    if root.tag != "annotation":
-        raise FormatError(f"'{path}' is not a Pascal VOC annotation: its root element is "
-                          f"<{root.tag}>, expected <annotation>.", detail={"file": str(path)})
-    width = _int_or_none(root.findtext("size/width"), path, "size/width")
-    height = _int_or_none(root.findtext("size/height"), path, "size/height")
-    objects = []
-    for k, obj in enumerate(root.findall("object"), start=1):
-        where = f"object {k}"
-        name = (obj.findtext("name") or "").strip()
-        if not name:
-            raise FormatError(f"In '{path}', {where} has no <name>. Every object needs a class "
-                              "name.", detail={"file": str(path), "object": k})
-        try:
-            name = check_class_name(name)
-        except InvalidArgument as exc:
-            raise FormatError(f"In '{path}', the <name> of {where} cannot be a class: "
-                              f"{exc.message}", detail={"file": str(path), "object": k}) from exc
-        bb = obj.find("bndbox")
-        if bb is None:
-            raise FormatError(f"In '{path}', {where} ({name!r}) has no <bndbox>.",
-                              detail={"file": str(path), "object": k})
-        coords = [_number(bb.findtext(t), path, f"{where} bndbox/{t}")
-                  for t in ("xmin", "ymin", "xmax", "ymax")]
-        objects.append((name, voc_to_box(*coords)))
-    return VocAnnotation(_text(root, "filename"), _text(root, "path"), width or None,
-                         height or None, objects)
-
-
-def _text(root: ET.Element, tag: str) -> str | None:
-    value = (root.findtext(tag) or "").strip()
-    return value or None
-
-
-def _number(text: str | None, path: Path, where: str) -> float:
-    try:
-        value = float((text or "").strip())
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise FormatError(f"In '{path}', {where} must be a number, got {text!r}.",
-                          detail={"file": str(path), "field": where})
-    return value
-
-
-def _int_or_none(text: str | None, path: Path, where: str) -> int | None:
-    if text is None or not text.strip():
-        return None
-    value = _number(text, path, where)
-    if value < 0 or value != int(value):
-        raise FormatError(f"In '{path}', {where} must be a whole number of pixels, got {text!r}.",
-                          detail={"file": str(path), "field": where})
-    return int(value)
-
-
-def voc_to_items(ann: VocAnnotation, object_map: np.ndarray | None
-                 ) -> list[tuple[str, str, Any]]:
-    """``(class name, kind, geometry)`` per object: a mask where ``object_map`` has pixels
-    with the object's 1-based number, else its box."""
-    out: list[tuple[str, str, Any]] = []
-    for k, (name, box) in enumerate(ann.objects, start=1):
-        if object_map is not None and k <= MAX_VALUE:
-            pixels = object_map == k
-            if pixels.any():
-                encoded = rle.encode(pixels)
-                x, y, w, h = rle.to_bbox(encoded)
-                out.append((name, "mask", {"rle": encoded, "bbox": [x, y, x + w, y + h]}))
-                continue
-        out.append((name, "box", box))
-    return out
-
-
 # -- the wrappers -----------------------------------------------------------------------------
 
 def export(dataset: Dataset, root: Path, options: ExportOptions,
@@ -426,113 +320,8 @@ def _depth(im: ImageItem) -> int:
         return 3
 
 
-def _xml_files(src: Path) -> tuple[list[Path], Path]:
-    """The annotation files to import and the VOC root (where SegmentationObject/ would be)."""
-    if src.is_file():
-        root = src.parent.parent if src.parent.name == "Annotations" else src.parent
-        return [src], root
-    ann = src / "Annotations" if (src / "Annotations").is_dir() else src
-    root = src.parent if src.name == "Annotations" else src
-    files = sorted(p for p in ann.glob("*.xml") if p.is_file())
-    if not files:
-        raise FormatError(f"There are no .xml files in '{ann}'. Choose a Pascal VOC folder (the "
-                          "one holding Annotations/) or a single .xml file.",
-                          detail={"file": str(ann)})
-    return files, root
-
-
-def _read_object_map(path: Path, width: int, height: int) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("P", "L"):
-                raise FormatError(f"'{path}' must be an indexed (palette) or grayscale PNG whose "
-                                  f"values are object numbers; it is mode {im.mode}.",
-                                  detail={"file": str(path)})
-            arr = np.asarray(im)
-    except FormatError:
-        raise
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise FormatError(f"Could not read the segmentation PNG '{path}' ({exc}).",
-                          detail={"file": str(path)}) from exc
-    if arr.shape != (height, width):
-        raise FormatError(f"The segmentation PNG '{path}' is {arr.shape[1]} x {arr.shape[0]} "
-                          f"pixels but its image is {width} x {height}.",
-                          detail={"file": str(path)})
-    return arr
-
-
 def import_(project: Project, src: Path, progress: Progress) -> ImportReport:
-    if src.is_file() and src.suffix.lower() == ".zip":
-        raise FormatError(f"'{src}' is a ZIP file. Unzip it, then import the "
-                          "Pascal VOC folder (the one holding Annotations/).",
-                          detail={"file": str(src)})
-    files, voc_root = _xml_files(src)
-    records = project.images()
-    matcher = ImageMatcher(records)
-    items: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
-    matched: set[int] = set()
-    for n, path in enumerate(files):
-        report(progress, n, len(files), f"Reading {path.name}")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise FormatError(f"Could not read '{path}' ({exc.strerror or exc}).",
-                              detail={"file": str(path)}) from exc
-        ann = parse_voc(data, path)
-        rec, reason = _match(matcher, ann, path)
-        if rec is None:
-            skipped.append({"item": str(path), "reason": reason})
-            continue
-        size = image_size(project, rec)
-        if size is None:
-            skipped.append({"item": str(path), "reason": f"the project image "
-                            f"'{rec['relpath']}' cannot be read, so its size is unknown"})
-            continue
-        if ann.width and ann.height and (ann.width, ann.height) != size:
-            skipped.append({"item": str(path), "reason": f"it is for a {ann.width} x "
-                            f"{ann.height} image but '{rec['relpath']}' is {size[0]} x "
-                            f"{size[1]} (resized or rotated copy?)"})
-            continue
-        seg = voc_root / "SegmentationObject" / f"{path.stem}.png"
-        object_map = _read_object_map(seg, *size) if seg.is_file() else None
-        matched.add(rec["id"])
-        for name, kind, geometry in voc_to_items(ann, object_map):
-            items.append(import_item(rec["id"], name, kind, geometry))
-    report(progress, len(files), len(files), "Saving")
-    return commit_import(project, "voc", items, skipped, len(matched), "Import Pascal VOC",
-                         class_names=read_labelmap(voc_root / "labelmap.txt"))
+    """Import a Pascal VOC folder or one XML (:func:`backend.formats.voc_read.import_voc`)."""
+    from backend.formats.voc_read import import_voc
 
-
-def read_labelmap(path: Path) -> list[str]:
-    """Class names of a CVAT/Datumaro ``labelmap.txt`` in its order (without "background"),
-    or [] when there is none; it keeps the class order, and so the PNG values, on a round
-    trip. Lines that do not look like ``name:r,g,b:...`` are ignored."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
-        return []
-    names = []
-    for line in text.splitlines():
-        if line.startswith("#") or line.count(":") < 3:
-            continue
-        name = line.rsplit(":", 3)[0].strip()
-        if name and name != "background":
-            try:
-                names.append(check_class_name(name))
-            except InvalidArgument:
-                continue    # only the order comes from here; the XMLs name the classes
-    return names
-
-
-def _match(matcher: ImageMatcher, ann: VocAnnotation, path: Path
-           ) -> tuple[dict[str, Any] | None, str]:
-    reason = ""
-    for name in (ann.filename, ann.path):
-        if name:
-            rec, why = matcher.match(name)
-            if rec is not None:
-                return rec, ""
-            reason = reason or why
-    rec, why = matcher.match(path.stem, stem=True)
-    return (rec, "") if rec is not None else (None, reason or why)
+    return import_voc(project, src, progress)

@@ -14,7 +14,8 @@ from backend.errors import FieldmarkError
 log = logging.getLogger(__name__)
 
 
-def run_gui(project: str | None, *, screenshot: Path | None = None, size: tuple[int, int] = (1400, 900)) -> int:
+def run_gui(project: str | None, *, screenshot: Path | None = None, size: tuple[int, int] = (1400, 900),
+            startup_report: Path | None = None, started: float | None = None) -> int:
     from backend.gui.app import MainWindow, make_application
 
     app = make_application(sys.argv[:1])
@@ -41,6 +42,13 @@ def run_gui(project: str | None, *, screenshot: Path | None = None, size: tuple[
         window.grab().save(str(screenshot))
         print(f"saved {screenshot}")
         window.close()
+        return 0
+    if startup_report is not None:
+        from backend.gui.selftest import write_startup_report
+
+        write_startup_report(window, startup_report, started)
+        window.close()
+        api.close_project()
         return 0
     code = app.exec()
     api.close_project()

@@ -1,13 +1,16 @@
 """Classes (label names) of a project; every change is one undo step.
 
-A class record is ``{"id", "name", "color", "count", "key", "position"}``: ``count`` is the
-number of its shapes that are not rejected, ``key`` is "1".."9" for the first nine classes in
-order (the keyboard shortcut) and None after. Names are stripped, non-empty, at most 200
-characters, unique with case (so "Moth" and "moth" are two classes).
+A class record is ``{"id", "name", "color", "count", "key", "position", "prompts",
+"threshold"}``: ``count`` is the number of its shapes that are not rejected, ``key`` is "1".."9"
+for the first nine classes in order (the keyboard shortcut) and None after; ``prompts`` (phrases
+for the detector) and ``threshold`` are set by ``set_class_prompts`` (store/proposals.py).
+Names are stripped, non-empty, at most 200 characters, unique with case (so "Moth" and "moth"
+are two classes).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -27,7 +30,8 @@ _COUNT = ("(SELECT COUNT(*) FROM shapes AS s WHERE s.class_id = c.id "
 
 def _record(row: sqlite3.Row, rank: int) -> dict[str, Any]:
     return {"id": row["id"], "name": row["name"], "color": row["color"], "count": row["count"],
-            "key": str(rank + 1) if rank < 9 else None, "position": row["position"]}
+            "key": str(rank + 1) if rank < 9 else None, "position": row["position"],
+            "prompts": json.loads(row["prompts"]), "threshold": row["threshold"]}
 
 
 class ClassesMixin(StoreBase):

@@ -20,7 +20,9 @@ from backend.store.base import DB_NAME, connect
 from backend.store.classes import ClassesMixin
 from backend.store.images import ImagesMixin
 from backend.store.lock import ProjectLock
+from backend.store.proposals import ProposalsMixin
 from backend.store.relpaths import META_DIR
+from backend.store.runs import RunsMixin
 from backend.store.shapes import ShapesMixin
 from backend.store.sqlerrors import translated
 
@@ -44,7 +46,7 @@ def _make_meta_dir(folder: Path) -> Path:
     return meta
 
 
-class Project(ShapesMixin, ClassesMixin, ImagesMixin):
+class Project(ProposalsMixin, RunsMixin, ShapesMixin, ClassesMixin, ImagesMixin):
     """Open with :meth:`open`; use as a context manager or call :meth:`close`."""
 
     @classmethod

@@ -22,7 +22,7 @@ from backend.errors import StoreError
 from backend.store.relpaths import natural_key
 
 MAJOR = 1
-MINOR = 2
+MINOR = 3
 
 
 def encode(major: int, minor: int) -> int:
@@ -117,10 +117,42 @@ def _to_1_2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
+def _to_1_3(conn: sqlite3.Connection) -> None:
+    """AI-assisted labeling: prompt phrases and a threshold per class; batch runs and their items.
+
+    ``runs.params`` is JSON (packs, prompts and thresholds as they were when the run started, so
+    a resumed run finishes with the settings it began with). A run item goes ``todo`` -> ``done``
+    or ``failed`` exactly once, in the same transaction as the shapes it wrote: that is what makes
+    "every image processed once" survive a cancel, a crash or a kill.
+    """
+    conn.execute("ALTER TABLE classes ADD COLUMN prompts TEXT NOT NULL DEFAULT '[]'")
+    conn.execute("ALTER TABLE classes ADD COLUMN threshold REAL NOT NULL DEFAULT 0.1")
+    conn.execute("""CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('running', 'paused', 'cancelled', 'done')),
+        params TEXT NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL)""")
+    conn.execute("""CREATE TABLE run_items (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'todo' CHECK (state IN ('todo', 'done', 'failed')),
+        reason TEXT,
+        shapes INTEGER,
+        finished REAL,
+        PRIMARY KEY (run_id, image_id))""")
+    conn.execute("CREATE INDEX run_items_by_state ON run_items(run_id, state, position)")
+    # The review queue: pending proposals across the project, lowest score first.
+    conn.execute("CREATE INDEX shapes_by_status_score ON shapes(status, score)")
+
+
 # MIGRATIONS[(major, minor)] brings a database at that version one minor step forward.
 MIGRATIONS: dict[tuple[int, int], Callable[[sqlite3.Connection], None]] = {
     (1, 0): _to_1_1,
     (1, 1): _to_1_2,
+    (1, 2): _to_1_3,
 }
 
 

@@ -32,7 +32,7 @@ MAX_STEPS = 1000
 # edited, so table and column names from it are checked against this before building SQL.
 UNDOABLE: dict[str, frozenset[str]] = {
     "images": frozenset({"status"}),
-    "classes": frozenset({"id", "name", "color", "position"}),
+    "classes": frozenset({"id", "name", "color", "position", "prompts", "threshold"}),
     "shapes": frozenset({"id", "image_id", "class_id", "kind", "geometry", "score", "source",
                          "prompt", "status", "created", "updated"}),
 }

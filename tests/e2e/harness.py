@@ -106,6 +106,30 @@ class Driver:
             await new Promise((r) => requestAnimationFrame(() => r()));
             await window.fieldmark.idle(); return true;""", timeout)
 
+    def call_job(self, method: str, args: dict[str, Any] | None = None, timeout: float = 120.0) -> Any:
+        """Call a bridge method from the page and wait for its job (``apiJob``); returns its result
+        (raises if the call or the job failed)."""
+        payload = json.dumps(args or {})
+        return self.run(f"return await window.fieldmark.apiJob({json.dumps(method)}, {payload});", timeout)
+
+    # -- model packs (AI-assisted labeling) -----------------------------------------------------
+    def install_pack(self, folder: Path) -> dict[str, Any]:
+        """Install a pack folder through the page (``models.install``, a job); returns the pack."""
+        pack: dict[str, Any] = self.call_job("models.install", {"path": str(folder)})
+        return pack
+
+    def activate_pack(self, task: str, pack_id: str | None) -> None:
+        """Make ``pack_id`` (or none) the active ``task`` pack, and let the page know."""
+        self.run(f"""await window.fieldmark.ai.models.activate({json.dumps(task)}, {json.dumps(pack_id)});
+            return true;""")
+        self.settle()
+
+    def ai(self) -> Any:
+        """The Api's AI services (``backend.ai.services.AiServices``): models, runs, caches."""
+        from backend.api.ai_handlers import services
+
+        return services(self.api)
+
     # -- state --------------------------------------------------------------------------------
     def page_shapes(self) -> list[dict[str, Any]]:
         """The current image's shapes as the page holds them, sorted by id."""

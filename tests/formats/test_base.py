@@ -235,11 +235,11 @@ def test_import_shapes_is_all_or_nothing(rich: Rich) -> None:
 @pytest.mark.parametrize("canvas", [1 << 21, 200])      # one canvas, or one per few masks
 def test_mask_outlines_match_tracing_each_mask_alone(monkeypatch: pytest.MonkeyPatch,
                                                     canvas: int) -> None:
-    from backend.formats import base
+    from backend.formats import base, outlines
     from backend.geometry import rle
     from backend.geometry.masks import mask_to_polygons
 
-    monkeypatch.setattr(base, "_CANVAS_PIXELS", canvas)
+    monkeypatch.setattr(outlines, "_CANVAS_PIXELS", canvas)
     rng = np.random.default_rng(7)
     masks = []
     for k in range(40):

@@ -213,19 +213,33 @@ def test_supervision_reads_the_export_as_written(rich: Rich, tmp_path: Path) -> 
             assert det.mask[i].sum() == ann["area"]
 
 
-def test_rle_of_a_polygon_rasterizes_only_its_box_but_equals_the_full_rasterization() -> None:
-    from backend.formats.coco import _rasterized_rle
-    from backend.geometry import rle
+def test_rle_export_of_boxes_and_polygons_is_pycocotools_encoding_of_their_pixels(
+        rich: Rich, tmp_path: Path) -> None:
+    """Every box and polygon written as RLE is byte for byte what pycocotools encodes for the
+    pixels polygons_to_mask gives the shape on its whole image (the VOC and mask exports paint
+    those same pixels), and area and bbox are that mask's."""
+    from pycocotools import mask as coco_mask
+
     from backend.geometry.masks import polygons_to_mask
 
-    rng = np.random.default_rng(3)
-    for _ in range(50):
-        ring = rng.uniform(-10, 70, (int(rng.integers(3, 9)), 2)).round(1).tolist()
-        full = polygons_to_mask([[ring]], 48, 64)
-        got = _rasterized_rle(ring, 48, 64)
-        if not full.any():
-            assert got is None
-        else:
-            enc, area, bbox = got
-            assert enc == rle.encode(full)
-            assert area == rle.area(enc) and bbox == rle.to_bbox(enc)
+    out = _export(rich, tmp_path / "out", segmentation="rle").out
+    data = json.loads((out / "annotations.json").read_text())
+    sizes = {im["id"]: (im["height"], im["width"]) for im in data["images"]}
+    shapes = {s["id"]: s for s in rich.project.all_shapes(("accepted",))}
+    checked = 0
+    for ann in data["annotations"]:
+        shape = shapes[ann["id"]]
+        if shape["kind"] not in ("box", "polygon"):
+            continue
+        g = shape["geometry"]
+        ring = g if shape["kind"] == "polygon" else [[g[0], g[1]], [g[2], g[1]], [g[2], g[3]],
+                                                     [g[0], g[3]]]
+        h, w = sizes[ann["image_id"]]
+        mask = polygons_to_mask([[ring]], h, w)
+        ref = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+        assert ann["segmentation"]["counts"].encode() == ref["counts"]
+        assert ann["segmentation"]["size"] == [h, w]
+        assert ann["area"] == int(mask.sum())
+        assert ann["bbox"] == [float(v) for v in coco_mask.toBbox(ref)]
+        checked += 1
+    assert checked == 4     # box, polygon, rotated box, 16-bit box

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from backend.formats import ExportOptions, export_project
-from backend.formats.yolo import data_yaml, join_rings, parse_names
+from backend.formats.yolo import data_yaml, join_rings
+from backend.formats.yolo_read import parse_names
 from backend.geometry.masks import polygons_to_mask
 from tests.formats.conftest import LEAF, MOTH, Rich, holed_mask, open_scanned, write_rgb
 

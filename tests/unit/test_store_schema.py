@@ -91,7 +91,7 @@ def test_migrates_a_1_0_project_and_keeps_its_data(tmp_path: Path) -> None:
     old.mkdir()
     db = _make_v1_0(old)
     with Project.open(old) as p:
-        assert p.schema_version == (1, 2)
+        assert p.schema_version == (schema.MAJOR, schema.MINOR)
         assert [i["relpath"] for i in p.images()] == ["Img1.jpg", "img2.jpg", "img10.jpg"]
         assert p.image(1)["status"] == "done" and p.image(1)["pages"] is None
         classes = p.classes()
@@ -133,7 +133,7 @@ def test_failed_migration_leaves_the_old_database(tmp_path: Path,
     raw.close()
     monkeypatch.undo()
     with Project.open(tmp_path) as p:  # lock was released; a fixed version migrates
-        assert p.schema_version == (1, 2)
+        assert p.schema_version == (schema.MAJOR, schema.MINOR)
 
 
 def _set_version(db: Path, version: int) -> None:

@@ -1,6 +1,6 @@
 // Entry point: builds the panels, creates the canvas, connects the bridge and boots.
 // Tests (and curious people in a devtools console) use the single `window.fieldmark` namespace.
-import { api, on, idle, connected, ApiError } from './bridge.js';
+import { api, apiJob, on, idle, connected, ApiError } from './bridge.js';
 import { state, emit } from './state.js';
 import { guard, reportError, toast, errors } from './toast.js';
 import { installShortcuts, SHORTCUTS, setTool } from './keys.js';
@@ -10,9 +10,10 @@ import * as E from './editing.js';
 import { mountToolbar } from './panels/toolbar.js';
 import { mountImageList } from './panels/imagelist.js';
 import { mountViewer } from './panels/viewer.js';
-import { mountClasses } from './panels/classes.js';
+import { mountSidebar } from './panels/sidebar.js';
 import { mountStatusbar } from './panels/statusbar.js';
 import { LabelCanvas } from './canvas/index.js';
+import * as AI from './ai/index.js';
 
 function wireCanvas(canvas) {
   canvas.addEventListener('create', (e) => guard(() => E.createShape(e.detail), 'saving the shape')());
@@ -33,7 +34,7 @@ function wireBackend() {
   on('project.changed', (p) => guard(() => A.loadProject(p ? p.project : null), 'opening the project')());
   on('images.changed', (p) => guard(() => A.refreshImages(p && p.ids), 'refreshing the list')());
   on('job.progress', (p) => {
-    if (p && p.total) A.say(`${p.message || 'Working'} — ${p.done} of ${p.total}`);
+    if (p && p.total && !p.handled) A.say(`${p.message || 'Working'} — ${p.done} of ${p.total}`);
   });
   on('app.error', (e) => { if (e) reportError(new ApiError(e), 'opening the folder'); });
   on('job.failed', (p) => { if (p && p.error && !p.awaited) reportError(new ApiError(p.error), 'running a job'); });
@@ -54,11 +55,12 @@ function mount() {
   mountToolbar($('toolbar'));
   mountImageList($('images'));
   const { host } = mountViewer($('viewer'));
-  mountClasses($('classes'));
+  mountSidebar($('classes'));
   mountStatusbar($('statusbar'));
   const canvas = new LabelCanvas(host);
   A.attachCanvas(canvas);
   wireCanvas(canvas);
+  AI.wireAi(canvas);
   canvas.setTool(state.tool);
   canvas.setLabelsVisible(state.labelsVisible);
   return canvas;
@@ -89,7 +91,7 @@ async function start() {
   }
   document.documentElement.classList.add('connected');
   try {
-    await A.boot();
+    await Promise.all([A.boot(), AI.bootAi()]);
   } catch (err) {
     reportError(err, 'starting');
   }
@@ -100,9 +102,11 @@ window.fieldmark = {
   ready: null, // Promise: the page is built, connected and the project (if any) is shown
   idle,        // () => Promise: no bridge call or image load in flight
   api,
+  apiJob,      // api() that waits for the job's result when the answer is {job}
   state,
   canvas: null,
   actions: { ...A, ...E, setTool },
+  ai: { models: AI.models, detect: AI.detect, review: AI.review, runs: AI.runs, segment: AI.segment },
   shortcuts: SHORTCUTS,
   errors,      // errors shown to the person as toasts
   toast,

@@ -118,7 +118,13 @@ function finishJob(id, settleWith, payload) {
   }
 }
 
-on('job.progress', (p) => { const w = p && jobs.get(p.job); if (w && w.onProgress) w.onProgress(p); });
+on('job.progress', (p) => {
+  const w = p && jobs.get(p.job);
+  if (w && w.onProgress) {
+    p.handled = true; // later handlers (the app's status line) know someone shows it
+    w.onProgress(p);
+  }
+});
 on('job.done', (p) => p && finishJob(p.job, (w) => w.resolve(p.result), p));
 on('job.failed', (p) => p && finishJob(p.job, (w) => w.reject(new ApiError(p.error || {})), p));
 on('job.cancelled', (p) => p && finishJob(p.job, (w) => w.reject(new ApiError({ code: 'cancelled', message: 'The job was cancelled.' })), p));

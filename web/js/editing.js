@@ -4,12 +4,20 @@ import { api } from './bridge.js';
 import { state, emit, classById } from './state.js';
 import { getCanvas, say, selectImage, updateImage } from './actions.js';
 
-// Latest-wins: answers to older refreshes of the same kind are dropped (edits can overlap).
+// Latest-wins: answers to older refreshes of the same kind are dropped (edits can overlap), and
+// a caller whose refresh was overtaken waits until the newer one has been applied, so after
+// `await refreshShapes()` the state is never older than the call.
 const seqs = {};
-async function latest(kind, promise) {
+const newest = {};
+async function latest(kind, promise, apply) {
   const seq = (seqs[kind] = (seqs[kind] || 0) + 1);
-  const value = await promise;
-  return seq === seqs[kind] ? value : undefined;
+  let run = promise.then((value) => { if (seq === seqs[kind]) apply(value); });
+  newest[kind] = run;
+  await run;
+  while (newest[kind] !== run) {
+    run = newest[kind];
+    await run;
+  }
 }
 
 function canvasClasses() {
@@ -19,8 +27,12 @@ function canvasClasses() {
 export async function refreshShapes() {
   const id = state.currentId;
   if (id === null) return;
-  const shapes = await latest('shapes', api('shapes.list', { image_id: id }));
-  if (shapes === undefined || id !== state.currentId) return;
+  await latest('shapes', api('shapes.list', { image_id: id }), (shapes) => {
+    if (id === state.currentId) applyShapes(shapes);
+  });
+}
+
+function applyShapes(shapes) {
   state.shapes = shapes;
   if (state.selectedId !== null && !shapes.some((s) => s.id === state.selectedId)) state.selectedId = null;
   const canvas = getCanvas();
@@ -34,8 +46,10 @@ export async function refreshShapes() {
 }
 
 export async function refreshClasses() {
-  const classes = await latest('classes', api('classes.list'));
-  if (classes === undefined) return;
+  await latest('classes', api('classes.list'), applyClasses);
+}
+
+function applyClasses(classes) {
   state.classes = classes;
   if (!classes.some((c) => c.id === state.activeClassId)) state.activeClassId = classes.length ? classes[0].id : null;
   const canvas = getCanvas();
@@ -47,10 +61,10 @@ export async function refreshClasses() {
 }
 
 export async function refreshEdit() {
-  const edit = await latest('edit', api('edit.state'));
-  if (edit === undefined) return;
-  state.edit = edit;
-  emit('edit');
+  await latest('edit', api('edit.state'), (edit) => {
+    state.edit = edit;
+    emit('edit');
+  });
 }
 
 async function refreshRow(imageId) {

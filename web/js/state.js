@@ -26,18 +26,38 @@ export const state = {
   loading: false,      // a project is being opened
   imageError: null,    // why the current image could not be shown
   message: null,       // {text, kind, at}: the status bar's latest line
+  sideTab: 'classes',  // the right sidebar's tab: classes | assist | review
+  ai: {
+    models: null,      // models.list answer (null until known)
+    settings: { auto_accept: null },
+    queue: [],         // review.queue answer: pending proposals, lowest score first
+    runs: [],          // runs.list answer
+    run: null,         // the run this page is following: {job, run, kind, state, done, total, eta_s, message}
+    lastRun: null,     // how the last run this page followed ended: {run, kind, done, failed, state}
+    busy: {},          // what is in flight: {detect, similar, boxes, install}: true while running
+    progress: {},      // per busy key: {done, total, message}
+    segment: { mode: null, busy: false, score: null, area: null, error: null },
+  },
 };
 
 const bus = new EventTarget();
 
 /** Parts: project, images, filter, current, display, shapes, selection, classes, edit, tool,
- * labels, theme, cursor, view, status (messages), loading. */
+ * labels, theme, cursor, view, status (messages), loading, sidetab, and for AI-assisted
+ * labeling: models, settings, queue, runs, busy, segment. */
 export function emit(part, detail = null) {
   bus.dispatchEvent(new CustomEvent(part, { detail }));
 }
 
+/** listen('shapes', fn) or listen(['a', 'b'], fn) -> unsubscribe(). */
 export function listen(parts, handler) {
-  for (const part of [].concat(parts)) bus.addEventListener(part, (e) => handler(e.detail, part));
+  const offs = [];
+  for (const part of [].concat(parts)) {
+    const fn = (e) => handler(e.detail, part);
+    bus.addEventListener(part, fn);
+    offs.push(() => bus.removeEventListener(part, fn));
+  }
+  return () => offs.forEach((off) => off());
 }
 
 export function classById(id) {

@@ -8,6 +8,8 @@
 //   'select' {id | null}        the user selected something else (not sent for select() calls)
 //   'cursor' {x, y, inside}     image coords under the mouse; x = y = null when it leaves
 //   'view'   {scale}            the zoom changed
+//   'segment' {points, box}     the segment tool's prompt changed (a click, a box, an undo, a
+//                               clear); points are [x, y, 1 | 0] (positive | negative)
 // Shapes the user edits keep showing their edited geometry until the next setShapes().
 
 import { clampView, fitView, imageToView, removeVertex, viewToImage, zoomAt,
@@ -16,10 +18,11 @@ import { imageKey, loadImage } from './image.js';
 import { PointerInput } from './interact.js';
 import { ShapeLayer } from './layer.js';
 import { drawFrame } from './render.js';
+import { SegmentPrompt } from './segment.js';
 import { FrameStats } from './stats.js';
 import { NEUTRAL, ShapeSet } from './shapes.js';
 
-export const TOOLS = ['select', 'box', 'polygon', 'point'];
+export const TOOLS = ['select', 'box', 'polygon', 'point', 'segment'];
 const FIT_MARGIN = 20;
 /** How long a just-created shape shows as a ghost if the page never sends it back. */
 const GHOST_MS = 5000;
@@ -59,6 +62,7 @@ export class LabelCanvas extends EventTarget {
     this._selectedVertex = null;
     this._hoverId = null;
     this._drawing = null;
+    this._seg = new SegmentPrompt();
     this._ghost = null;
     this._ghostTimer = 0;
     this._cssW = 0;
@@ -223,13 +227,57 @@ export class LabelCanvas extends EventTarget {
     return d.points.length;
   }
 
-  /** Abort a polygon or box being drawn, or a drag in progress. Returns whether anything was. */
+  /**
+   * Abort a polygon or box being drawn, a drag in progress, or the segment tool's prompt.
+   * Returns whether anything was.
+   */
   cancelDrawing() {
     const aborted = this._input ? this._input.abort() : false;
     const had = this._drawing != null;
     this._drawing = null;
+    const prompt = this._seg ? this.clearSegment() : false;
     this._requestDraw();
-    return aborted || had;
+    return aborted || had || prompt;
+  }
+
+  // ----- segment tool -------------------------------------------------------------------------
+
+  /** The segment prompt {points: [[x, y, 1|0]], box: [x0,y0,x1,y1] | null}, or null when empty. */
+  get segmentPrompt() {
+    return this._seg.empty ? null : this._seg.snapshot();
+  }
+
+  /** Rings of the mask preview being shown, or null. */
+  get segmentPreview() {
+    return this._seg.preview ? this._seg.preview.map((r) => r.map((p) => [...p])) : null;
+  }
+
+  /** Show rings [[[x, y], ...], ...] as the live mask preview (null: none). Ignored without a prompt. */
+  setSegmentPreview(rings) {
+    this._seg.preview = !this._seg.empty && Array.isArray(rings) && rings.length ? rings : null;
+    this._requestDraw();
+  }
+
+  /** Forget the segment prompt and preview; emits 'segment' (empty) if there was one. */
+  clearSegment() {
+    const had = this._seg.clear();
+    if (had) {
+      this._requestDraw();
+      this._emit('segment', this._seg.snapshot());
+    }
+    return had;
+  }
+
+  /** Remove the last click (else the box) of the segment prompt; emits 'segment'. */
+  undoSegmentPoint() {
+    if (!this._seg.undo()) return false;
+    this._segmentChanged();
+    return true;
+  }
+
+  _segmentChanged() {
+    this._requestDraw();
+    this._emit('segment', this._seg.snapshot());
   }
 
   /** Delete the selected vertex of the selected polygon (keeps 3 at least): emits 'change'. */
@@ -426,6 +474,7 @@ export class LabelCanvas extends EventTarget {
       error: this._error, shapes: this._shapes, visible: this._visible,
       selectedId: this._selectedId, selectedVertex: this._selectedVertex,
       hoverId: this._hoverId, drawing: this._drawing, ghost: this._ghost, activeColor,
+      segment: this._tool === 'segment' ? this._seg : null,
       layer: this._layer, zooming: t0 - this._lastScaleChange < SETTLE_MS,
     }));
     if (stale) {

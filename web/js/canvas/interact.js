@@ -113,6 +113,11 @@ export class PointerInput {
       this.begin(e, { type: 'box', start: p, a });
     } else if (c._tool === 'polygon') this.pressPolygon(p, img, count);
     else if (c._tool === 'point') this.begin(e, { type: 'point', start: p, img });
+    else if (c._tool === 'segment') {
+      // Shift or Alt marks a negative click ("not this"); a drag draws the box prompt.
+      this.begin(e, { type: 'segment', start: p, img, a: this.clampImage(img.x, img.y),
+        positive: !(e.shiftKey || e.altKey) });
+    }
     c._requestDraw();
   }
 
@@ -204,6 +209,9 @@ export class PointerInput {
     } else if (d.type === 'box') {
       c._drawing.box = boxFromPoints(d.a, this.clampImage(img.x, img.y));
       c._requestDraw();
+    } else if (d.type === 'segment') {
+      c._seg.dragBox = boxFromPoints(d.a, this.clampImage(img.x, img.y));
+      c._requestDraw();
     } else if (d.type === 'move') {
       const t = c._imgW > 0 && c._imgH > 0
         ? clampTranslation(d.bbox0, img.x - d.img0.x, img.y - d.img0.y, c._imgW, c._imgH)
@@ -235,6 +243,8 @@ export class PointerInput {
     } else if (d.type === 'point') {
       const inside = d.img.x >= 0 && d.img.y >= 0 && d.img.x <= c._imgW && d.img.y <= c._imgH;
       if (!d.moved && inside) c._create('point', [d.img.x, d.img.y]);
+    } else if (d.type === 'segment') {
+      this.releaseSegment(d);
     } else if (d.type === 'move' || d.type === 'resize' || d.type === 'vertex') {
       const item = c._shapes.byId.get(d.id);
       if (d.moved && item) {
@@ -249,6 +259,24 @@ export class PointerInput {
     this.hover(p, this.toImage(p.x, p.y));
   }
 
+  /** A segment-tool press ended: a click adds a point, a drag sets the box prompt. */
+  releaseSegment(d) {
+    const c = this.c;
+    const seg = c._seg;
+    const box = seg.dragBox;
+    seg.dragBox = null;
+    if (!d.moved) {
+      const inside = d.img.x >= 0 && d.img.y >= 0 && d.img.x < c._imgW && d.img.y < c._imgH;
+      if (!inside) return;
+      seg.addPoint(d.img.x, d.img.y, d.positive);
+    } else if (box && box[2] - box[0] >= 1 && box[3] - box[1] >= 1) {
+      seg.setBox(box);
+    } else {
+      return;
+    }
+    c._segmentChanged();
+  }
+
   /** Abandon the gesture in progress: live edits snap back, a box being dragged disappears. */
   abort() {
     const d = this.drag;
@@ -256,6 +284,7 @@ export class PointerInput {
     this.drag = null;
     const c = this.c;
     if (d.type === 'box') c._drawing = null;
+    if (d.type === 'segment') c._seg.dragBox = null;
     if (d.type === 'move' || d.type === 'resize' || d.type === 'vertex') this.liveEdit(d.id, null);
     if (d.type === 'pan') c._setView(d.view0);
     c._requestDraw();

@@ -5,6 +5,7 @@
 // Handles and labels are drawn in screen space. Nothing here changes state.
 
 import { boxHandles, imageToView } from './geometry.js';
+import { drawSegmentImage, drawSegmentMarkers } from './segment.js';
 import { NEUTRAL, rgba } from './shapes.js';
 
 const LABEL_FONT = '12px system-ui, -apple-system, "Segoe UI", sans-serif';
@@ -24,8 +25,8 @@ const CHEAP_BUILD_MS = 8;
 /**
  * Draw state `s` into `ctx` (a canvas of s.cssW x s.cssH CSS px at s.dpr device px each).
  * s: {dpr, cssW, cssH, view, image, imgW, imgH, loading, error, shapes, visible, selectedId,
- *     selectedVertex, hoverId, drawing, ghost, activeColor, layer (ShapeLayer), zooming (bool:
- *     the scale changed a moment ago)}. Returns {stale}: true when the shapes layer is due for
+ *     selectedVertex, hoverId, drawing, ghost, activeColor, segment (SegmentPrompt or null),
+ *     layer (ShapeLayer), zooming (bool: the scale changed a moment ago)}. Returns {stale}: true when the shapes layer is due for
  *     a rebuild once the zoom settles.
  */
 export function drawFrame(ctx, s) {
@@ -48,6 +49,7 @@ export function drawFrame(ctx, s) {
   }
   if (s.ghost) drawGhost(ctx, s);
   if (s.drawing) drawPreview(ctx, s);
+  if (s.segment) drawSegmentImage(ctx, s.segment, view, s.activeColor || NEUTRAL);
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.setLineDash([]);
   ctx.globalAlpha = 1;
@@ -57,6 +59,7 @@ export function drawFrame(ctx, s) {
     if (sel) drawHandles(ctx, s, sel);
   }
   if (s.drawing && s.drawing.kind === 'polygon') drawPolygonVertices(ctx, s);
+  if (s.segment) drawSegmentMarkers(ctx, s.segment, view);
   drawMessage(ctx, s);
   return { stale };
 }

@@ -1,7 +1,7 @@
-// Right panel: the project's classes — pick the active one, add, rename, recolor, merge, delete.
+// The Classes tab: the project's classes — pick the active one, add, rename, recolor, merge, delete.
 import { h, fill, formatCount, safeColor } from '../dom.js';
 import { icon } from '../icons.js';
-import { state, listen, classById } from '../state.js';
+import { state, listen } from '../state.js';
 import { guard } from '../toast.js';
 import { confirmDialog, chooseDialog } from '../dialog.js';
 import * as E from '../editing.js';
@@ -9,12 +9,12 @@ import * as E from '../editing.js';
 export function mountClasses(root) {
   const list = h('div', { class: 'class-list', role: 'listbox', 'aria-label': 'Classes' });
   const addBtn = h('button', { class: 'icon-btn', title: 'Add a class', 'aria-label': 'Add a class', onclick: () => startAdd() }, icon('plus'));
-  const selectionHint = h('div', { class: 'selection-hint', hidden: true });
   const addRow = h('div', { class: 'class-add', hidden: true });
   const footer = h('div', { class: 'panel-foot' });
+  const title = h('h2', { class: 'panel-title' }, 'Classes');
   fill(root,
-    h('div', { class: 'panel-head' }, h('h2', { class: 'panel-title' }, 'Classes'), addBtn),
-    selectionHint, h('div', { class: 'class-scroll' }, list, addRow), footer);
+    h('div', { class: 'panel-head' }, title, addBtn),
+    h('div', { class: 'class-scroll' }, list, addRow), footer);
 
   let editing = null; // class id being renamed
 
@@ -119,6 +119,7 @@ export function mountClasses(root) {
 
   function render() {
     addBtn.disabled = !state.project;
+    title.textContent = state.classes.length ? `${formatCount(state.classes.length)} ${state.classes.length === 1 ? 'class' : 'classes'}` : 'Classes';
     if (!state.project) { list.replaceChildren(); footer.replaceChildren(); addRow.hidden = true; return; }
     if (!state.classes.length) {
       fill(list, h('div', { class: 'list-empty' },
@@ -139,19 +140,7 @@ export function mountClasses(root) {
       unassigned ? h('span', { class: 'muted' }, ` · ${formatCount(unassigned)} without class`) : null);
   }
 
-  function renderSelection() {
-    const shape = state.selectedId !== null && (state.shapes || []).find((s) => s.id === state.selectedId);
-    selectionHint.hidden = !shape;
-    if (!shape) return;
-    const cls = classById(shape.class_id);
-    fill(selectionHint,
-      h('div', { class: 'selection-line' }, `Selected ${shape.kind}: `,
-        cls ? h('span', { class: 'selection-class', vars: { '--swatch': safeColor(cls.color) } }, cls.name) : h('span', { class: 'muted' }, 'no class')),
-      h('div', { class: 'muted' }, 'Click a class or press 1–9 to change it.'));
-  }
-
   listen(['classes', 'project'], render);
-  listen(['shapes', 'current'], () => { renderFooter(); renderSelection(); });
-  listen('selection', renderSelection);
+  listen(['shapes', 'current'], renderFooter);
   render();
 }

@@ -7,12 +7,14 @@ import { dropdown } from '../menu.js';
 import { hint, setTool, toggleLabels } from '../keys.js';
 import * as A from '../actions.js';
 import * as E from '../editing.js';
+import { activePack } from '../ai/models.js';
 
 export const TOOLS = [
   ['select', 'Select', 'V', 'select'],
   ['box', 'Box', 'B', 'box'],
   ['polygon', 'Polygon', 'P', 'polygon'],
   ['point', 'Point', 'O', 'point'],
+  ['segment', 'Segment (click an object)', 'S', 'wand'],
 ];
 
 function iconButton(name, label, onclick, extra = {}) {
@@ -55,6 +57,10 @@ export function mountToolbar(root) {
   const labelsBtn = iconButton('eye', 'Hide labels', () => toggleLabels(), { title: hint('Hide labels', 'H') });
   const fitBtn = iconButton('fit', 'Fit image', () => { const c = A.getCanvas(); if (c) c.fit(); }, { title: hint('Fit image to the window', 'F') });
   const themeBtn = iconButton('sun', 'Switch theme', guard(() => A.toggleTheme(), 'switching the theme'));
+  const modelsLabel = h('span', { class: 'models-label' }, 'Models');
+  const modelsDot = h('span', { class: 'models-dot', 'aria-hidden': 'true' });
+  const modelsBtn = h('button', { class: 'btn btn-ghost models-btn', title: 'Model packs: install, choose, unload',
+    onclick: () => import('./models.js').then((m) => m.showModels()) }, icon('cpu'), modelsLabel, modelsDot);
   const helpBtn = iconButton('keyboard', 'Keyboard shortcuts', () => import('./help.js').then((m) => m.showShortcuts()), { title: hint('Keyboard shortcuts', '?') });
 
   const projectGroup = h('div', { class: 'tb-group tb-project' }, projectName, demoBadge);
@@ -71,7 +77,7 @@ export function mountToolbar(root) {
     h('div', { class: 'tb-spacer' }),
     editGroup,
     h('div', { class: 'tb-spacer' }),
-    h('div', { class: 'tb-group' }, themeBtn, helpBtn));
+    h('div', { class: 'tb-group' }, modelsBtn, h('span', { class: 'tb-sep' }), themeBtn, helpBtn));
 
   const renderTools = () => {
     for (const b of toolButtons) {
@@ -110,6 +116,22 @@ export function mountToolbar(root) {
   };
   const renderLoading = () => { openBtn.disabled = state.loading; recentBtn.disabled = state.loading; };
 
+  const renderModels = () => {
+    const m = state.ai.models;
+    const det = activePack('detector');
+    const seg = activePack('segmenter');
+    const device = m && m.device ? String(m.device.provider || '').replace(/ExecutionProvider$/, '') : '';
+    modelsDot.className = ['models-dot', det || seg ? 'on' : ''].join(' ');
+    modelsLabel.textContent = det || seg ? `Models${device ? ` · ${device}` : ''}` : 'Models';
+    modelsBtn.title = [
+      `Detector: ${det ? det.name || det.id : 'none'}`,
+      `Segmenter: ${seg ? seg.name || seg.id : 'none (smart select)'}`,
+      m && m.device ? `Device: ${m.device.provider || '?'}${m.device.reason ? ` — ${m.device.reason}` : ''}` : null,
+      'Click to install, choose or unload model packs.',
+    ].filter(Boolean).join('\n');
+  };
+  listen('models', renderModels);
+  renderModels();
   listen('tool', renderTools);
   listen('edit', renderEdit);
   listen('project', renderProject);

@@ -1,0 +1,114 @@
+"""The one inference worker: every model pass of the app runs on this single thread.
+
+On a 2-core laptop two model passes at once do not finish sooner, they fight for the cores and
+the window stutters; onnxruntime already uses every core inside one pass. So all passes queue
+here, highest priority first, in submission order within a priority:
+
+``INTERACTIVE`` (a click, "try on this image") > ``PREFETCH`` (encoding the next images ahead)
+> ``BATCH`` (a run over many images).
+
+A pass that has started is never interrupted: an interactive task waits at most for the pass in
+progress. Batch runs therefore hand the worker one image at a time, never a backlog (ADR 0006).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+INTERACTIVE, PREFETCH, BATCH = 0, 1, 2
+PRIORITY_NAMES = {INTERACTIVE: "interactive", PREFETCH: "prefetch", BATCH: "batch"}
+
+T = TypeVar("T")
+
+
+class WorkerClosed(RuntimeError):
+    """The worker was shut down (the app is closing); the task did not run."""
+
+
+class InferenceWorker:
+    """A priority queue in front of one daemon thread (started on first use)."""
+
+    def __init__(self, name: str = "inference") -> None:
+        self.name = name
+        self._heap: list[tuple[int, int, Future[Any], Callable[[], Any]]] = []
+        self._cond = threading.Condition()
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.passes: Counter[int] = Counter()  # tasks run, by priority
+        self.running: int | None = None       # priority of the task on the thread now
+
+    def submit(self, priority: int, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        """Queue ``fn(*args, **kwargs)``; the future carries its result or exception."""
+        if priority not in PRIORITY_NAMES:
+            raise ValueError(f"unknown priority {priority!r}")
+        future: Future[T] = Future()
+        with self._cond:
+            if self._closed:
+                raise WorkerClosed("the inference worker is shut down")
+            heapq.heappush(self._heap, (priority, next(self._seq), future,
+                                        lambda: fn(*args, **kwargs)))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return future
+
+    def run(self, priority: int, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Submit and wait. Called on the worker thread itself it runs inline (no deadlock)."""
+        if threading.current_thread() is self._thread:
+            return fn(*args, **kwargs)
+        return self.submit(priority, fn, *args, **kwargs).result()
+
+    def cancel_queued(self, priority: int) -> int:
+        """Cancel the tasks of ``priority`` that have not started; returns how many."""
+        with self._cond:
+            n = sum(1 for p, _, f, _ in self._heap if p == priority and f.cancel())
+        return n
+
+    def pending(self) -> dict[str, int]:
+        with self._cond:
+            counts = Counter(p for p, _, f, _ in self._heap if not f.cancelled())
+        return {PRIORITY_NAMES[p]: counts.get(p, 0) for p in PRIORITY_NAMES}
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap and not self._closed:
+                    self._cond.wait()
+                if not self._heap:
+                    return
+                priority, _, future, call = heapq.heappop(self._heap)
+            if not future.set_running_or_notify_cancel():
+                continue
+            self.running = priority
+            try:
+                result = call()
+            except BaseException as exc:  # noqa: BLE001 — handed to the waiting caller
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            finally:
+                self.running = None
+                self.passes[priority] += 1
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Cancel what is queued, let the running pass finish, stop the thread."""
+        with self._cond:
+            self._closed = True
+            for _, _, future, _ in self._heap:
+                future.cancel()
+            self._heap.clear()
+            self._cond.notify_all()
+            thread = self._thread
+        if wait and thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=60)
