@@ -6,9 +6,9 @@
     python build_scripts/build_onefile.py --mode both --packs build/packs --self-test
     python build_scripts/build_onefile.py --torch --mode onedir    # with torch + transformers
 
-Steps: icons (build/icons), PyInstaller with ``main.spec`` (its own work folder per mode and
-variant, so rebuilds reuse the analysis), the bundle check (inside the spec), then optionally
-the binary's own ``--self-test``. Signing and installers are separate scripts.
+Steps: PyInstaller with ``main.spec`` (its own work folder per mode and variant, so rebuilds
+reuse the analysis; the spec renders the icons and checks the bundle), then optionally the
+binary's own ``--self-test``. Signing and installers are separate scripts.
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--summary", type=Path, help="write sizes and times as JSON here")
     a = p.parse_args(argv)
 
-    run([python(), ROOT / "build_scripts" / "make_icons.py", "--out", ROOT / "build" / "icons"])
     modes = ["onefile", "onedir"] if a.mode == "both" else [a.mode]
     summary: dict[str, object] = {"version": bc.version(), "torch": a.torch, "platform": sys.platform,
                                   "packs": str(a.packs) if a.packs else None, "builds": []}

@@ -37,6 +37,7 @@ ACCEPTED_MISSING: dict[str, str] = {
     "msvcrt": "Windows-only", "_scproxy": "macOS-only", "fcntl": "POSIX-only", "pwd": "POSIX-only",
 }
 
+
 @dataclass
 class Listing:
     """What a bundle holds: data/binary files (name -> uncompressed bytes) and Python modules."""

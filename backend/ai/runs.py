@@ -222,8 +222,11 @@ class RunService:
     def _execute(self, project: Any, run_id: int, progress: Progress, control: RunControl,
                  on_image: Callable[[int], None]) -> dict[str, Any]:
         rec = project.run(run_id)
-        params = rec["params"]
-        step = self._step(project, rec["kind"], params, run_id)
+        try:
+            step = self._step(project, rec["kind"], rec["params"], run_id)
+        except BaseException:  # e.g. the run's pack was removed: resumable once it is back
+            _set_state(project, run_id, "paused")
+            raise
         todo = project.run_todo(run_id)
         total, done = rec["total"], rec["done"] + rec["failed"]
         shapes = 0
@@ -303,9 +306,11 @@ class RunService:
             path = project.image_path(image_id)
             enc = self.encodings.encoding(detector, path, BATCH, image=rgb)
             dets = self.worker.run(BATCH, detector.detect, enc, prompts, thresholds)
-            specs = [{"kind": "box", "geometry": list(d.box),
-                      "class_id": int(d.label) if int(d.label) in known else None,
-                      "score": float(d.score), "prompt": d.phrase} for d in dets]
+            # A class deleted during the run takes its proposals with it.
+            alive = known & {c["id"] for c in project.classes()}
+            specs = [{"kind": "box", "geometry": list(d.box), "class_id": int(d.label),
+                      "score": float(d.score), "prompt": d.phrase}
+                     for d in dets if int(d.label) in alive]
             if segmenter is not None and specs:
                 seg_enc = self.encodings.encoding(segmenter, path, BATCH, image=rgb)
                 h, w = seg_enc.original_size

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[str, Any], None]
 JOB_WORKERS = 3          # one for a run, the others for interactive jobs meanwhile
+_FINISHED_JOBS = 200    # job records kept after they end
 _SMART_IMAGES = 4        # working images kept for smart select (repeated clicks are instant)
 
 
@@ -72,8 +73,16 @@ class AiServices:
     # -- jobs -------------------------------------------------------------------------------
 
     def submit(self, kind: str, work: Callable[[], Any]) -> dict[str, str]:
+        self._forget_old_jobs()
         job = self.jobs.submit(kind, lambda ctx: work())
         return {"job": job.id}
+
+    def _forget_old_jobs(self, keep: int = _FINISHED_JOBS) -> None:
+        """A click is a job: keep the records of the last few hundred finished ones only."""
+        finished = [k for k, j in list(self.jobs.jobs.items())
+                    if j.state in ("done", "failed", "cancelled")]
+        for k in finished[:-keep]:
+            self.jobs.jobs.pop(k, None)
 
     def submit_run(self, project: Any, run_id: int) -> dict[str, str]:
         """Run (or resume) a batch run as a job; pause/cancel end it as ``job.cancelled``."""

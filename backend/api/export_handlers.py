@@ -81,6 +81,11 @@ def _pick(api: Api, kind: str, title: str, name_filter: str = "") -> str | None:
     return api.pick_folder()
 
 
+def _title(fmt: str) -> str:
+    info = CATALOG.get(fmt)
+    return info.label if info else fmt
+
+
 def _in_hidden_store(path: Path) -> bool:
     return ".fieldmark" in path.parts
 
@@ -96,7 +101,7 @@ def _get_format(a: dict[str, Any], *, importing: bool = False) -> str:
     fmt = get_choice(a, "format", tuple(FORMATS))
     impl = load_format(fmt)                    # FormatError when it is not in this build
     if importing and not hasattr(impl, "import_"):
-        raise InvalidArgument(f"Fieldmark can export {CATALOG[fmt].label} but not import it.",
+        raise InvalidArgument(f"Fieldmark can export {_title(fmt)} but not import it.",
                               detail={"field": "format", "value": fmt})
     return fmt
 
@@ -201,7 +206,7 @@ def _run_export(api: Api, a: dict[str, Any]) -> dict[str, str]:
         out = summary.to_dict()
         out.update(skipped=_listed(summary.skipped), skipped_count=len(summary.skipped),
                    notes=_listed(summary.notes), notes_count=len(summary.notes),
-                   files=_listed(summary.files), title=CATALOG[fmt].label)
+                   files=_listed(summary.files), title=_title(fmt))
         return out
     return {"job": api.jobs.submit("export", work).id}
 
@@ -210,11 +215,11 @@ def _run_export(api: Api, a: dict[str, Any]) -> dict[str, str]:
 
 def _pick_source(api: Api, a: dict[str, Any]) -> dict[str, str] | None:
     fmt = _get_format(a, importing=True)
-    info = CATALOG[fmt]
-    kind = info.import_source or "folder"
-    chosen = _pick(api, kind, f"Choose the {info.label} "
+    info = CATALOG.get(fmt)
+    kind = info.import_source if info and info.import_source else "folder"
+    chosen = _pick(api, kind, f"Choose the {_title(fmt)} "
                               f"{'file' if kind == 'file' else 'folder'} to import",
-                   info.file_filter)
+                   info.file_filter if info else "")
     if not chosen:
         return None
     path = Path(chosen).expanduser().resolve()
@@ -246,7 +251,7 @@ def _run_import(api: Api, a: dict[str, Any]) -> dict[str, str]:
         result = import_project(project, fmt, path, _progress(api, project, ctx))
         out = result.to_dict()
         out.update(skipped=_listed(result.skipped), skipped_count=len(result.skipped),
-                   source=str(path), title=CATALOG[fmt].label)
+                   source=str(path), title=_title(fmt))
         return out
     return {"job": api.jobs.submit("import", work).id}
 

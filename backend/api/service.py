@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from backend import __version__, paths
-from backend.api import ai_handlers, handlers
+from backend.api import ai_handlers, export_handlers, handlers
 from backend.api.settings import THEMES, Settings
 from backend.api.validate import args_dict, get_choice, get_str
 from backend.errors import FieldmarkError, ImageReadError, InvalidArgument, NotFound
@@ -58,6 +58,7 @@ class Api:
             "project.recent": Api._recent,
             **handlers.METHODS,
             **ai_handlers.METHODS,
+            **export_handlers.METHODS,
         }
 
     # -- dispatch ---------------------------------------------------------------------------

@@ -122,7 +122,7 @@ def describe_formats() -> list[dict[str, Any]]:
     imports too (``can_import``), and from :mod:`backend.formats.catalog` a one-line
     ``description``, what it ``holds``, the export ``options`` it honours and, for importable
     formats, ``import_source`` (``"file"`` or ``"folder"``) with an ``import_hint``."""
-    from backend.formats.catalog import CATALOG
+    from backend.formats.catalog import CATALOG, FormatInfo
 
     out = []
     for name in FORMATS:
@@ -130,7 +130,7 @@ def describe_formats() -> list[dict[str, Any]]:
             impl = load_format(name)
         except FormatError:
             impl = None
-        info = CATALOG[name]
+        info = CATALOG.get(name) or FormatInfo(LABELS.get(name, name), "", "")
         can_import = impl is not None and hasattr(impl, "import_")
         out.append({"name": name, "label": LABELS.get(name, name), "available": impl is not None,
                     "can_import": can_import, "title": info.label,

@@ -93,8 +93,36 @@ def _compress_many(counts: np.ndarray, lengths: np.ndarray) -> list[str]:
 
 
 def _decompress(s: str | bytes) -> np.ndarray:
-    """pycocotools' ``rleFrString`` of one string."""
-    return _decompress_many([s])[0]
+    """pycocotools' ``rleFrString`` of one string (the hot path of :func:`decode`; see
+    :func:`_decompress_many` for many at once)."""
+    raw = s.encode("ascii") if isinstance(s, str) else bytes(s)
+    if not raw:
+        return np.zeros(0, dtype=np.int64)
+    c = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
+    if (c < 0).any() or (c > 63).any():
+        raise InvalidArgument("RLE counts contain characters outside the COCO alphabet.",
+                              detail={"counts": raw[:64].decode("ascii", "replace")})
+    last = (c & 0x20) == 0                                 # the group that ends each count
+    if not last[-1]:
+        raise InvalidArgument("RLE counts string is truncated (its last count is incomplete).",
+                              detail={"counts": raw[:64].decode("ascii", "replace")})
+    ends = np.flatnonzero(last)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    count_of = np.repeat(np.arange(ends.size), ends - starts + 1)
+    k = np.arange(c.size) - starts[count_of]                # group index within its count
+    if k.max() >= _GROUPS:
+        raise InvalidArgument("RLE counts string holds a number too large for a mask.")
+    x = np.add.reduceat((c & 0x1F) << (5 * k), starts)
+    neg = (c[ends] & 0x10) != 0                             # sign bit in the last group
+    n_groups = ends - starts + 1
+    x[neg] |= -(np.int64(1) << (5 * n_groups[neg]))
+    # counts[i] = x[i] + counts[i - 2] for i > 2: two running sums, odd and even positions.
+    out = x.copy()
+    if out.size > 3:
+        out[3::2] = x[1] + np.cumsum(x[3::2])
+    if out.size > 4:
+        out[4::2] = x[2] + np.cumsum(x[4::2])
+    return out
 
 
 def _decompress_many(strings: Sequence[str | bytes]) -> tuple[np.ndarray, np.ndarray]:

@@ -85,6 +85,8 @@ class MainWindow(QMainWindow):
         self.page.setWebChannel(self.channel)
         self.setCentralWidget(self.view)
         api.pick_folder = self.pick_folder
+        api.pick_path = self.pick_path  # type: ignore[attr-defined]
+        api.pick_pack = self.pick_pack  # type: ignore[attr-defined]
         api.listeners.append(self._api_event)
         self.load_ok: bool | None = None  # None while loading; tests and the self-test wait on it
         self.page.loadFinished.connect(self._load_finished)
@@ -134,6 +136,24 @@ class MainWindow(QMainWindow):
         start = str(self.api.project.folder) if self.api.project else str(Path.home())
         chosen = QFileDialog.getExistingDirectory(self, "Open a folder of images", start)
         return chosen or None
+
+    def pick_path(self, kind: str, title: str, name_filter: str = "") -> str | None:
+        start = str(self.api.project.folder.parent) if self.api.project else str(Path.home())
+        if kind == "file":
+            chosen, _ = QFileDialog.getOpenFileName(self, title, start, name_filter)
+        else:
+            chosen = QFileDialog.getExistingDirectory(self, title, start)
+        return chosen or None
+
+    def pick_pack(self) -> str | None:
+        """A pack is a .zip or a folder: choosing the folder's manifest.json means the folder."""
+        chosen, _ = QFileDialog.getOpenFileName(
+            self, "Choose a model pack (.zip, or manifest.json inside a pack folder)", str(Path.home()),
+            "Model packs (*.zip manifest.json)")
+        if not chosen:
+            return None
+        path = Path(chosen)
+        return str(path.parent if path.name == "manifest.json" else path)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt name)
         urls = event.mimeData().urls()

@@ -33,6 +33,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -140,19 +141,19 @@ def run_core_checks(report: Report, root: Path, *, require_packs: bool = False,
     tasks: set[str] = set()
     for folder in packs:
         got: dict[str, Any] = {}
-        if report.check(f"verify pack {folder.name}", lambda f=folder, g=got: _verify(f, g)) is None:
+        if report.check(f"verify pack {folder.name}", partial(_verify, folder, got)) is None:
             continue
         pack = got["pack"]
         tasks.add(pack.task)
         run = _run_detector if pack.task == "detector" else _run_segmenter
-        report.check(f"{pack.task} {pack.id} on the demo image", lambda p=pack, r=run: r(p))
+        report.check(f"{pack.task} {pack.id} on the demo image", partial(run, pack))
     if require_packs and packs:
         report.check("a detector and a segmenter are bundled", lambda: _both(tasks))
     report.check("convert a checkpoint to a pack (torch variant)", lambda: _check_convert(root))
 
 
 def _check_variant() -> dict[str, Any]:
-    info = build_info()
+    info = {k: v for k, v in build_info().items() if k != "backend_modules"}
     found = {m: importlib.util.find_spec(m) is not None for m in ("torch", "transformers")}
     if info.get("variant") == "default" and any(found.values()):
         raise RuntimeError(f"the default build contains {[m for m, f in found.items() if f]}")
@@ -305,8 +306,11 @@ def _app_checks(report: Report, root: Path, timeout: float) -> None:
     window = MainWindow(api)
     window.show()  # a hidden page gets no animation frames, so it would never finish drawing
 
-    if report.check("load the page and connect the bridge",
-                    lambda: wait_page_ready(window, timeout) or "page ready") is None:
+    def page_ready() -> str:
+        wait_page_ready(window, timeout)
+        return "page ready"
+
+    if report.check("load the page and connect the bridge", page_ready) is None:
         return
     nonce = secrets.token_hex(8)
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from backend.errors import InvalidArgument
-from backend.geometry.boxes import box_iou
+from backend.geometry.boxes import box_iou, nms
 from backend.store import validate as v
 from backend.store.classes import ClassesMixin
 from backend.store.runs import finish_item
@@ -97,21 +97,21 @@ def _hits(a: np.ndarray, b: np.ndarray, iou: float) -> np.ndarray:
         return (np.nan_to_num(box_iou(a, b)) >= iou).any(axis=1)
 
 
-def _unsuppressed(boxes: np.ndarray, classes: list[Any], accepted: np.ndarray,
-                  blocked: dict[Any, np.ndarray], iou: float) -> np.ndarray:
-    """Which new proposals survive (see ``replace_proposals``), in one pass per class."""
+def _unsuppressed(boxes: np.ndarray, classes: list[Any], scores: list[float | None],
+                  accepted: np.ndarray, blocked: dict[Any, np.ndarray], iou: float) -> np.ndarray:
+    """Which new proposals survive (see ``replace_proposals``), in one pass per class; among
+    the new ones of a class, greedy non-maximum suppression by score (input order on ties)."""
     keep = ~_hits(boxes, accepted, iou)
     for cls in set(classes):
         idx = np.flatnonzero([c == cls for c in classes])
         if cls in blocked:
             keep[idx] &= ~_hits(boxes[idx], blocked[cls], iou)
-        with np.errstate(invalid="ignore"):
-            near = np.nan_to_num(box_iou(boxes[idx], boxes[idx])) >= iou
-        taken = np.zeros(len(idx), dtype=bool)   # earlier new ones of the class (input order)
-        for j in range(len(idx)):
-            if keep[idx[j]] and near[j, :j][taken[:j]].any():
-                keep[idx[j]] = False
-            taken[j] = keep[idx[j]]
+        idx = idx[keep[idx] & np.isfinite(boxes[idx]).all(axis=1)]
+        if len(idx) > 1:
+            s = np.asarray([-np.inf if scores[i] is None else scores[i] for i in idx])
+            # nms drops IoU > threshold; a hair below makes it IoU >= iou like the rest.
+            survivors = idx[nms(boxes[idx], s, iou - 1e-9)]
+            keep[np.setdiff1d(idx, survivors)] = False
     return keep
 
 
@@ -212,7 +212,8 @@ class ProposalsMixin(ShapesMixin, ClassesMixin):
                 elif row["status"] == "pending" or row["source"] == source:
                     blocked.setdefault(row["class_id"], []).append(box)
             conn.executemany("DELETE FROM shapes WHERE id = ?", [(i,) for i in doomed])
-            keep = _unsuppressed(boxes, [x["class_id"] for x in values], _boxes(accepted),
+            keep = _unsuppressed(boxes, [x["class_id"] for x in values],
+                                 [x["score"] for x in values], _boxes(accepted),
                                  {c: _boxes(b) for c, b in blocked.items()}, suppress_iou)
             now = time.time()
             out: list[dict[str, Any]] = []

@@ -194,9 +194,10 @@ def test_unknown_and_unavailable_formats(rich: Rich, tmp_path: Path, fake: None)
     with pytest.raises(FieldmarkError, match="can export fake but not import"):
         formats.import_project(rich.project, "fake", tmp_path)
     described = {d["name"]: d for d in formats.describe_formats()}
-    assert described["coco"] == {"name": "coco", "label": formats.LABELS["coco"],
-                                 "available": True, "can_import": True}
+    assert {k: described["coco"][k] for k in ("name", "label", "available", "can_import")} == {
+        "name": "coco", "label": formats.LABELS["coco"], "available": True, "can_import": True}
     assert described["missing"]["available"] is False
+    assert described["fake"]["can_import"] is False and described["fake"]["import_source"] is None
 
 
 # -- the store methods this package added ------------------------------------------------------

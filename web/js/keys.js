@@ -109,6 +109,8 @@ export const SHORTCUTS = [
   ['View', ['Wheel'], 'Zoom at the cursor', [], null],
   ['Images', ['↑', '↓'], 'Move in the image list when it has the focus', [], null],
   ['App', ['Ctrl+O'], 'Open a folder', ['Ctrl+o'], () => A.pickFolder()],
+  ['App', ['Ctrl+E'], 'Export labels (COCO, YOLO, VOC, …)', ['Ctrl+e'], () => import('./panels/exportdialog.js').then((m) => m.openExportDialog())],
+  ['App', ['Ctrl+I'], 'Import labels', ['Ctrl+i'], () => import('./panels/importdialog.js').then((m) => m.openImportDialog())],
   ['App', ['?'], 'Show these shortcuts', ['?'], () => import('./panels/help.js').then((m) => m.showShortcuts())],
 ];
 

@@ -61,6 +61,11 @@ export function mountToolbar(root) {
   const modelsDot = h('span', { class: 'models-dot', 'aria-hidden': 'true' });
   const modelsBtn = h('button', { class: 'btn btn-ghost models-btn', title: 'Model packs: install, choose, unload',
     onclick: () => import('./models.js').then((m) => m.showModels()) }, icon('cpu'), modelsLabel, modelsDot);
+  const dataBtn = h('button', { class: 'btn btn-ghost', title: 'Export or import labels' }, icon('package'), h('span', {}, 'Dataset'), icon('chevronDown', 'caret'));
+  dropdown(dataBtn, () => [
+    { label: 'Export labels…', hint: 'Ctrl+E', disabled: !state.project, onselect: guard(() => import('./exportdialog.js').then((m) => m.openExportDialog()), 'exporting') },
+    { label: 'Import labels…', hint: 'Ctrl+I', disabled: !state.project, onselect: guard(() => import('./importdialog.js').then((m) => m.openImportDialog()), 'importing') },
+  ]);
   const helpBtn = iconButton('keyboard', 'Keyboard shortcuts', () => import('./help.js').then((m) => m.showShortcuts()), { title: hint('Keyboard shortcuts', '?') });
 
   const projectGroup = h('div', { class: 'tb-group tb-project' }, projectName, demoBadge);
@@ -77,7 +82,7 @@ export function mountToolbar(root) {
     h('div', { class: 'tb-spacer' }),
     editGroup,
     h('div', { class: 'tb-spacer' }),
-    h('div', { class: 'tb-group' }, modelsBtn, h('span', { class: 'tb-sep' }), themeBtn, helpBtn));
+    h('div', { class: 'tb-group' }, dataBtn, modelsBtn, h('span', { class: 'tb-sep' }), themeBtn, helpBtn));
 
   const renderTools = () => {
     for (const b of toolButtons) {
