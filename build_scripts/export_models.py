@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--family", required=True, choices=sorted(EXPORTERS), help="model family")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="Hugging Face model id or local checkpoint folder")
-    src.add_argument("--random", choices=("tiny", "full"), help="random weights from the family config")
+    src.add_argument("--random", choices=("tiny", "full", "slimsam-50", "slimsam-77"),
+                     help="random weights from the family config (slimsam-* sizes: --family sam only)")
     p.add_argument("--out", required=True, type=Path, help="pack folder to create")
     p.add_argument("--zip", action="store_true", help="also write <out>.zip")
     p.add_argument("--quantize", action="store_true", help="dynamic-int8 weights (smaller, often faster on CPU)")
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from backend.models.pack import zip_pack
+
+    if args.random and args.random.startswith("slimsam") and args.family != "sam":
+        p.error(f"--random {args.random} is a SAM size; use it with --family sam")
 
     export = EXPORTERS[args.family]
     pack = export(family=args.family, checkpoint=args.checkpoint, random=args.random, out=args.out,
