@@ -194,7 +194,7 @@ def _boxes(api: Api, a: dict[str, Any]) -> dict[str, str]:
     return ai.submit("segment.boxes", work)
 
 
-def _smart(api: Api, a: dict[str, Any]) -> dict[str, Any]:
+def _smart(api: Api, a: dict[str, Any]) -> dict[str, str]:
     from backend.ai.smart_select import select
 
     project = api.require_project()
@@ -209,14 +209,21 @@ def _smart(api: Api, a: dict[str, Any]) -> dict[str, Any]:
     if point is None and box is None:
         raise InvalidArgument("Smart select needs a click ('point') or a box.",
                               detail={"field": "point"})
-    lab, scale = services(api).smart_image(project, image_id)
-    h, w = lab.shape[0] / scale, lab.shape[1] / scale
-    if point is not None and not (0 <= point[0] <= w and 0 <= point[1] <= h):
-        raise InvalidArgument(f"'point' {list(point)} lies outside the image.",
-                              detail={"field": "point"})
-    if box is not None and (box[2] <= 0 or box[3] <= 0 or box[0] >= w or box[1] >= h):
-        raise InvalidArgument(f"'box' {box} lies outside the image.", detail={"field": "box"})
-    return select(lab, point, box, scale)
+    project.image(image_id)  # NotFound now, not inside the job
+    ai = services(api)
+
+    def work() -> dict[str, Any]:
+        # Decoding a big photo and the watershed take 20 ms–1 s: a job, so the window never waits.
+        lab, scale = ai.smart_image(project, image_id)
+        h, w = lab.shape[0] / scale, lab.shape[1] / scale
+        if point is not None and not (0 <= point[0] <= w and 0 <= point[1] <= h):
+            raise InvalidArgument(f"'point' {list(point)} lies outside the image.",
+                                  detail={"field": "point"})
+        if box is not None and (box[2] <= 0 or box[3] <= 0 or box[0] >= w or box[1] >= h):
+            raise InvalidArgument(f"'box' {box} lies outside the image.", detail={"field": "box"})
+        return select(lab, point, box, scale)
+
+    return ai.submit("smart.select", work)
 
 
 # -- review and settings -----------------------------------------------------------------------

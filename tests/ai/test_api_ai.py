@@ -126,7 +126,7 @@ def test_click_accept_gives_a_polygon_shape(api: Api, opened: dict[str, Any],
                                        "class_id": opened["disc"]})
     assert shape["kind"] in ("polygon", "mask") and shape["status"] == "accepted"
     assert shape["source"] == preview["source"] and shape["prompt"]
-    smart = ok(api, "smart.select", {"image_id": image, "point": [60, 50]})
+    smart = events.result(ok(api, "smart.select", {"image_id": image, "point": [60, 50]})["job"])
     assert smart["polygons"] and smart["area"] > 0
 
 

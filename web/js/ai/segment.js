@@ -98,7 +98,7 @@ async function request({ prompt, imageId }) {
   if (!args.point && !args.box) {
     throw new ApiError({ code: HINT, message: 'Smart select needs a click on the object (without Shift) or a box.' });
   }
-  const answer = await api('smart.select', args);
+  const answer = await apiJob('smart.select', args);
   return { ...answer, mode };
 }
 
