@@ -6,7 +6,7 @@
     python main.py --self-test [--report FILE] [--require-packs]
                                          headless health check (exit 0 = healthy)
     python main.py --startup-report FILE time from process start to a usable page, then exit
-    python main.py detect|segment|models ...
+    python main.py detect|segment|models|autolabel|export|import ...
                                          the same core from the command line; each has --help
 """
 
