@@ -254,6 +254,16 @@ class Detector:
         ``post_process_image_guided_detection`` (on unclipped boxes), kept when score >=
         ``threshold``. No encoder pass.
         """
+        q = self.query_embedding(enc, example_box)
+        return self.score_query(enc, q, threshold, nms_iou, label)
+
+    def query_embedding(self, enc: DetectorEncoding, example_box: Sequence[float]) -> np.ndarray:
+        """The (D,) float32 unit-norm query :meth:`find_similar` scores with: the embedding of
+        the patch chosen for ``example_box`` ([x0, y0, x1, y1] pixels of ``enc``'s image).
+
+        Computed once, it scores any other image's encoding (:meth:`score_query`), so a batch
+        "find more like this" needs the example's image encoded only once.
+        """
         query = _check_box(example_box, enc.original_size)
         h, w = enc.original_size
         rel = query / owl_preprocess.box_scale(self._pre, h, w)
@@ -268,7 +278,19 @@ class Detector:
             raw = enc.class_embeds * (enc.class_norm + 1e-6)[:, None]
             pick = cand[np.argmin(raw[cand] @ raw.mean(axis=0))]
         q = enc.class_embeds[pick]
-        q = q / (np.linalg.norm(q) + 1e-6)
+        return (q / (np.linalg.norm(q) + 1e-6)).astype(np.float32)
+
+    def score_query(self, enc: DetectorEncoding, query: Sequence[float] | np.ndarray,
+                    threshold: float = 0.5, nms_iou: float | None = 0.3,
+                    label: str = "") -> list[Detection]:
+        """Score every patch of ``enc`` against a (D,) query from :meth:`query_embedding` (of
+        this or another image); kept when score >= ``threshold``, NMS over unclipped boxes as
+        ``post_process_image_guided_detection``. No encoder pass."""
+        q = np.asarray(query, dtype=np.float32)
+        if q.shape != (self._dim,) or not np.all(np.isfinite(q)):
+            raise InvalidArgument(f"The query embedding must be {self._dim} finite numbers, got "
+                                  f"shape {q.shape}; it belongs to another detector pack.",
+                                  detail={"field": "query"})
         score = _sigmoid((enc.class_embeds @ q + enc.shift) * enc.scale)
         keep = np.flatnonzero((score >= float(threshold)) & enc.visible)
         if nms_iou is not None and keep.size:

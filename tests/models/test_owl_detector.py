@@ -220,3 +220,21 @@ def test_pack_of_the_wrong_kind_is_refused(pack, tmp_path: Path, change: dict) -
     write_pack(root, manifest | change | {"extra_files": ["tokenizer.json"]})
     with pytest.raises(PackError, match="cannot be used as a detector"):
         Detector(load_pack(root))
+
+
+def test_find_similar_is_score_query_of_query_embedding(encoded, pack) -> None:
+    det, enc = encoded
+    other = det.encode_image(make_image(90, 130, seed=9))
+    for box in ([5, 5, 40, 40], [60, 20, 109, 149], [0, 0, 110, 150]):
+        for thr, iou in ((0.0, None), (0.3, 0.3)):
+            direct = det.find_similar(enc, box, threshold=thr, nms_iou=iou, label="moth")
+            q = det.query_embedding(enc, box)
+            assert q.shape == (int(pack.config["embed_dim"]),)
+            assert np.isclose(np.linalg.norm(q), 1.0, atol=1e-4)
+            split = det.score_query(enc, q, threshold=thr, nms_iou=iou, label="moth")
+            assert [(d.box, d.score, d.label) for d in split] == \
+                [(d.box, d.score, d.label) for d in direct]
+        # The same query scores another image: every visible patch there at threshold 0.
+        assert len(det.score_query(other, q, threshold=0.0, nms_iou=None)) == _visible(other)
+    with pytest.raises(InvalidArgument, match="query embedding"):
+        det.score_query(enc, q[:-1])
