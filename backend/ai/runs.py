@@ -1,4 +1,5 @@
-"""Batch runs: detect (or segment boxes) over many images, pausable and resumable after a kill.
+"""Batch runs: detect, segment boxes or find more like a shape over many images, pausable and
+resumable after a kill.
 
 Pipeline (one run at a time)::
 
@@ -14,7 +15,9 @@ Exactly once: the store moves an item from ``todo`` to ``done`` in the transacti
 its shapes (or to ``failed`` with the reason), and a run only ever takes ``todo`` items. Pause and
 cancel take effect between images (the image in flight is finished and written); a kill loses at
 most the image in flight, which is still ``todo`` and is done on resume. Settings (packs,
-prompts, thresholds) are fixed when the run starts and reused on resume.
+prompts, thresholds) are fixed when the run starts and reused on resume; a ``similar`` run's
+query embedding is computed by its first job (not on the caller's thread) and stored with the
+run before any image is done, so a resume scores with the very same query.
 """
 
 from __future__ import annotations
@@ -29,10 +32,17 @@ from typing import Any
 
 from backend.ai.encodings import EncodingService, load_image
 from backend.ai.models import ModelManager
-from backend.ai.proposals import ProposalService, auto_accept, class_prompts, require_prompts
+from backend.ai.proposals import (
+    SIMILAR_THRESHOLD,
+    ProposalService,
+    auto_accept,
+    class_prompts,
+    require_prompts,
+)
 from backend.ai.segmentation import SegmentationService, polygons_geometry
 from backend.ai.worker import BATCH, InferenceWorker
-from backend.errors import FieldmarkError, InvalidArgument, PackError, StoreError
+from backend.errors import FieldmarkError, InvalidArgument, NotFound, PackError, StoreError
+from backend.store.proposals import shape_bbox
 from backend.store.runs import AlreadyProcessed
 
 log = logging.getLogger(__name__)
@@ -110,11 +120,13 @@ class RunService:
     # -- start / resume / stop ------------------------------------------------------------
 
     def create(self, project: Any, kind: str, image_ids: list[int] | None = None,
-               segment: bool = False, only_classes: set[int] | None = None) -> dict[str, Any]:
+               segment: bool = False, only_classes: set[int] | None = None,
+               shape_id: int | None = None) -> dict[str, Any]:
         """Check everything a run needs, then record it (``running``); :meth:`execute` does it.
 
         Never loads a model (it may be called on the GUI thread): the job does. A detect run
-        searches every class with phrases, or those in ``only_classes``.
+        searches every class with phrases, or those in ``only_classes``; a similar run looks
+        for objects like shape ``shape_id`` (its class and the class's threshold carry over).
         """
         self._check_idle()
         params: dict[str, Any] = {}
@@ -131,9 +143,13 @@ class RunService:
                 params["segmenter"] = self.models.active_or_raise("segmenter").source_tag
         elif kind == "segment_boxes":
             params["segmenter"] = self.models.active_or_raise("segmenter").source_tag
+        elif kind == "similar":
+            params.update(_similar_params(project, shape_id),
+                          detector=self.models.active_or_raise("detector").source_tag,
+                          auto_accept=auto_accept(project))
         else:
-            raise InvalidArgument(f"kind must be 'detect' or 'segment_boxes', got {kind!r:.40}.",
-                                  detail={"field": "kind"})
+            raise InvalidArgument("kind must be 'detect', 'segment_boxes' or 'similar', got "
+                                  f"{kind!r:.40}.", detail={"field": "kind"})
         if image_ids is None:
             image_ids = [im["id"] for im in project.images()]
         if not image_ids:
@@ -295,6 +311,8 @@ class RunService:
                 return self.segmentation.boxes(project, image_id, BATCH, run_id,
                                                segmenter=segmenter, image=rgb)
             return segment_boxes
+        if kind == "similar":
+            return self._similar_step(project, params, run_id)
         detector = self.models.by_tag(params["detector"], "detector")
         segmenter = (self.models.by_tag(params["segmenter"], "segmenter")
                      if params.get("segmenter") else None)
@@ -324,6 +342,66 @@ class RunService:
                                               run_id=run_id)
             return len(added)
         return detect
+
+    def _similar_step(self, project: Any, params: dict[str, Any],
+                      run_id: int) -> Callable[[int, Any], int]:
+        """Find more like the run's example on each image (adds proposals, keeps the others)."""
+        detector = self.models.by_tag(params["detector"], "detector")
+        example: dict[int, Any] = {}   # the example image's encoding, reused for that image
+        query = params.get("query")
+        if query is None:
+            image_id = int(params["example_image_id"])
+            enc = self.encodings.encoding(detector, project.image_path(image_id), BATCH)
+            q = self.worker.run(BATCH, detector.query_embedding, enc, params["box"])
+            query = [float(x) for x in q]
+            # Stored before any image is done: a resume scores with the very same query.
+            project.set_run_params(run_id, {**params, "query": query})
+            example[image_id] = enc
+        class_id = params["class_id"]
+        threshold = float(params["threshold"])
+        label = "" if class_id is None else str(class_id)
+        prompt = f"similar to shape #{params['shape_id']}"
+        source = detector.pack.source_tag
+
+        def similar(image_id: int, rgb: Any) -> int:
+            enc = example.pop(image_id, None) or self.encodings.encoding(
+                detector, project.image_path(image_id), BATCH, image=rgb)
+            dets = self.worker.run(BATCH, detector.score_query, enc, query, threshold,
+                                   label=label)
+            # A class deleted during the run takes its proposals with it.
+            if class_id is not None and class_id not in {c["id"] for c in project.classes()}:
+                dets = []
+            specs = [{"kind": "box", "geometry": list(d.box), "class_id": class_id,
+                      "score": float(d.score), "prompt": prompt} for d in dets]
+            added = project.replace_proposals(image_id, source, specs, replace=False,
+                                              auto_accept=params.get("auto_accept"),
+                                              run_id=run_id)
+            return len(added)
+        return similar
+
+
+def _similar_params(project: Any, shape_id: int | None) -> dict[str, Any]:
+    """What a similar run keeps of its example: where it is, its box, class and threshold."""
+    if shape_id is None:
+        raise InvalidArgument("A 'similar' run needs 'shape_id': the shape to find more of.",
+                              detail={"field": "shape_id"})
+    shape = project.shape(shape_id)
+    box = shape_bbox(shape["kind"], shape["geometry"])
+    if box is None or box[2] <= box[0] or box[3] <= box[1]:
+        raise InvalidArgument(f"Find more like this needs a box, polygon or mask as the example; "
+                              f"shape {shape_id} is a {shape['kind']}.",
+                              detail={"field": "shape_id"})
+    threshold = SIMILAR_THRESHOLD
+    if shape["class_id"] is not None:
+        cls = next((c for c in project.classes() if c["id"] == shape["class_id"]), None)
+        if cls is None:
+            raise NotFound(f"The class of shape {shape_id} no longer exists.",
+                           detail={"field": "shape_id"})
+        if cls.get("threshold") is not None:
+            threshold = float(cls["threshold"])
+    return {"shape_id": shape_id, "example_image_id": shape["image_id"],
+            "box": [float(x) for x in box], "class_id": shape["class_id"],
+            "threshold": threshold}
 
 
 def _decode_ahead(project: Any, todo: list[int], q: queue.Queue[Any],

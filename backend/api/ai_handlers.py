@@ -274,7 +274,8 @@ def _settings(api: Api, a: dict[str, Any]) -> dict[str, Any]:
 
 def _runs_start(api: Api, a: dict[str, Any]) -> dict[str, str]:
     project = api.require_project()
-    kind = get_choice(a, "kind", ("detect", "segment_boxes"))
+    kind = get_choice(a, "kind", ("detect", "segment_boxes", "similar"))
+    shape_id = get_int(a, "shape_id") if kind == "similar" else None
     image_ids = a.get("image_ids")
     if image_ids is not None:
         if not isinstance(image_ids, list):
@@ -282,7 +283,8 @@ def _runs_start(api: Api, a: dict[str, Any]) -> dict[str, str]:
                                   detail={"field": "image_ids"})
         image_ids = [get_int({"image_ids": i}, "image_ids") for i in image_ids]
     ai = services(api)
-    run = ai.runs.create(project, kind, image_ids, segment=bool(a.get("segment", False)))
+    run = ai.runs.create(project, kind, image_ids, segment=bool(a.get("segment", False)),
+                         shape_id=shape_id)
     return ai.submit_run(project, run["run"])
 
 

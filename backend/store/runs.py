@@ -24,7 +24,7 @@ from backend.errors import InvalidArgument, StoreError
 from backend.store import validate as v
 from backend.store.base import StoreBase
 
-RUN_KINDS = ("detect", "segment_boxes")
+RUN_KINDS = ("detect", "segment_boxes", "similar")
 RUN_STATES = ("running", "paused", "cancelled", "done")
 MAX_REASON = 2_000
 
@@ -106,6 +106,19 @@ class RunsMixin(StoreBase):
             self._require(conn, "runs", run_id, "run")
             conn.execute("UPDATE runs SET state = ?, updated = ? WHERE id = ?",
                          (state, time.time(), run_id))
+            return _record(conn.execute(_SELECT + " WHERE r.id = ?", (run_id,)).fetchone())
+
+    def set_run_params(self, run_id: int, params: dict[str, Any]) -> dict[str, Any]:
+        """Replace the run's ``params`` (e.g. a value its first step computed, kept for resume)."""
+        v.check_id(run_id, "run")
+        if not isinstance(params, dict):
+            raise InvalidArgument(f"params must be an object, got {type(params).__name__}.",
+                                  detail={"field": "params"})
+        text = v.setting_json("params", params)
+        with self._write() as conn:
+            self._require(conn, "runs", run_id, "run")
+            conn.execute("UPDATE runs SET params = ?, updated = ? WHERE id = ?",
+                         (text, time.time(), run_id))
             return _record(conn.execute(_SELECT + " WHERE r.id = ?", (run_id,)).fetchone())
 
     def run_todo(self, run_id: int) -> list[int]:

@@ -1,4 +1,4 @@
-// Runs: batch jobs over many images (detect, segment boxes) that can be paused, cancelled and
+// Runs: batch jobs over many images (detect, segment boxes, find more like a shape) that can be paused, cancelled and
 // resumed — also after the app was closed, since the backend keeps each run's progress.
 // The page follows one run at a time: its progress (with ETA) and how it ended.
 import { api, apiJob, ApiError } from '../bridge.js';
@@ -9,7 +9,7 @@ import { toast } from '../toast.js';
 import { refreshQueue } from './review.js';
 import { flushPrompts } from './detect.js';
 
-export const KIND_LABEL = { detect: 'Detect objects', segment_boxes: 'Segment boxes' };
+export const KIND_LABEL = { detect: 'Detect objects', segment_boxes: 'Segment boxes', similar: 'Find more like this' };
 const FINISHED = new Set(['done', 'completed', 'finished']);
 
 export async function refreshRuns() {
@@ -35,9 +35,11 @@ export function failedCount(r) {
   return Array.isArray(r.failed) ? r.failed.length : Number(r.failed) || 0;
 }
 
-export function startRun(kind, imageIds = null) {
+/** Start a run; `extra` carries kind-specific arguments (a similar run's `shape_id`). */
+export function startRun(kind, imageIds = null, extra = {}) {
   const args = { kind };
   if (Array.isArray(imageIds)) args.image_ids = imageIds;
+  if (extra && Number.isInteger(extra.shape_id)) args.shape_id = extra.shape_id;
   return follow('runs.start', args, kind, null);
 }
 

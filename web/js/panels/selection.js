@@ -9,6 +9,7 @@ import { hint } from '../keys.js';
 import * as Review from '../ai/review.js';
 import * as Detect from '../ai/detect.js';
 import { isBusy } from '../ai/busy.js';
+import { startRun } from '../ai/runs.js';
 
 /** A prompt as a person reads it: phrases as they are, clicks summarized. */
 export function describePrompt(prompt) {
@@ -45,6 +46,9 @@ export function mountSelection(root) {
   const accept = guard(() => Review.acceptSelected(), 'accepting the proposal');
   const reject = guard(() => Review.rejectSelected(), 'rejecting the proposal');
   const similar = guard(() => Detect.findSimilar(), 'finding similar objects');
+  // The whole project: a `similar` run (pausable, resumable), followed in the runs card.
+  const similarAll = guard(() => state.selectedId !== null && startRun('similar', null, { shape_id: state.selectedId }),
+    'finding similar objects on all images');
 
   function row(label, value, extra = {}) {
     return h('div', { class: 'prov-row' }, h('span', { class: 'prov-label' }, label),
@@ -77,10 +81,12 @@ export function mountSelection(root) {
         h('button', { class: 'btn btn-small', title: hint('Reject this proposal', 'Esc'), onclick: reject }, icon('x'), h('span', {}, 'Reject'))) : null,
       h('div', { class: 'selection-actions' },
         h('button', { class: 'btn btn-small btn-ghost', disabled: busy, title: hint('Find more objects like this one on this image', 'M'), onclick: similar },
-          icon('copy'), h('span', {}, busy ? 'Looking…' : 'Find more like this'))),
+          icon('copy'), h('span', {}, busy ? 'Looking…' : 'Find more like this')),
+        h('button', { class: 'btn btn-small btn-ghost', disabled: Boolean(state.ai.run), title: 'Find more objects like this one on every image (a run you can pause and resume)', onclick: similarAll },
+          h('span', {}, '…on all images'))),
       h('div', { class: 'muted selection-tip' }, 'Click a class or press 1–9 to change its class.')));
   }
 
-  listen(['shapes', 'current', 'selection', 'classes', 'busy'], render);
+  listen(['shapes', 'current', 'selection', 'classes', 'busy', 'runs'], render);
   render();
 }
