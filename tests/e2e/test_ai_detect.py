@@ -193,3 +193,30 @@ def test_find_more_like_this_proposes_the_class_of_the_example(ai_launcher: Laun
     assert all(s["geometry"] != example["geometry"] for s in found), "the example itself is not proposed"
     assert signature(proposals_in_page(app)) == signature(found)
     assert app.js("document.querySelector('.sb-message').textContent").startswith(f"{len(found)} similar object")
+
+
+def test_find_more_like_this_on_all_images_is_a_run_over_every_image(ai_launcher: Launcher,
+                                                                     project: Path) -> None:
+    moth = add_class(project, "moth", ["moth"], threshold=0.0)
+    app = ai_launcher(project)
+    image_id = app.current_id()
+    try_here(app)
+    app.key(Qt.Key.Key_Tab)
+    app.key(Qt.Key.Key_Return)  # accept the best proposal: it is the example
+    app.settle()
+    (example,) = app.api.require_project().shapes(image_id, ("accepted",))
+    app.run(f"window.fieldmark.actions.selectShape({example['id']}); window.fieldmark.canvas.select({example['id']}); return 1")
+    app.settle()
+
+    app.click_text("button", "…on all images")
+    app.wait_for("window.fieldmark.state.ai.run === null && window.fieldmark.state.ai.lastRun !== null",
+                 timeout=120, what="the similar run to end")
+    app.settle()
+    project_store = app.api.require_project()
+    others = [im["id"] for im in project_store.images() if im["id"] != image_id]
+    found = [s for i in others for s in project_store.shapes(i, ("pending",))]
+    assert found, "the run proposed nothing on the other images"
+    assert all(s["class_id"] == moth and s["source"] == DETECTOR for s in found)
+    assert all(s["prompt"] == f"similar to shape #{example['id']}" for s in found)
+    runs = app.call("runs.list", {})["ok"]
+    assert runs[0]["kind"] == "similar" and runs[0]["state"] == "done"
