@@ -49,6 +49,13 @@ def project_closing(api: Api) -> None:
         found.project_closing()
 
 
+def shutdown(api: Api) -> None:
+    """App exit: stop the inference worker, the encoders and the AI job pool."""
+    found: AiServices | None = getattr(api, "_ai_services", None)
+    if found is not None:
+        found.shutdown()
+
+
 # -- models ------------------------------------------------------------------------------------
 
 def _install(api: Api, path: str) -> dict[str, str]:

@@ -185,6 +185,12 @@ class Api:
                     pass
             self._probe_job = None
 
+    def shutdown(self) -> None:
+        """App exit: close the project (runs are paused, resumable) and stop every worker thread."""
+        self.close_project()
+        ai_handlers.shutdown(self)
+        self.jobs.shutdown(wait=False)
+
     def close_project(self) -> None:
         self._stop_probe()
         ai_handlers.project_closing(self)  # pause batch runs before their store closes

@@ -48,4 +48,9 @@ class Bridge(QObject):
                 answer = self.api.call(method, args)
         if "error" in answer:
             log.info("%s -> %s", method, answer["error"]["code"])
-        return json.dumps(answer, default=str, allow_nan=False)
+        try:
+            return json.dumps(answer, default=str, allow_nan=False)
+        except ValueError:  # a NaN/inf slipped into a result: a bug, but never an exception in Qt
+            log.exception("%s returned a value JSON cannot carry", method)
+            return json.dumps({"error": {"code": "internal", "detail": None,
+                                         "message": "Fieldmark produced an invalid answer; please report this."}})

@@ -48,8 +48,8 @@ def run_gui(project: str | None, *, screenshot: Path | None = None, size: tuple[
 
         write_startup_report(window, startup_report, started)
         window.close()
-        api.close_project()
+        api.shutdown()
         return 0
     code = app.exec()
-    api.close_project()
+    api.shutdown()
     return int(code)
