@@ -112,14 +112,12 @@ class EncodingService:
         size_arr = arrays.get("original_size")
         if size_arr is None or size_arr.shape != (2,):
             return None
-        size = (int(size_arr[0]), int(size_arr[1]))
         if model.pack.task == "segmenter":
+            size = (int(size_arr[0]), int(size_arr[1]))
             return SegEncoding(key, size, {k: a for k, a in arrays.items() if k != "original_size"})
         # The detector derives boxes and per-patch terms from its raw outputs; its own cache path
         # needs the decoded image, which a cache hit should not have to pay for.
-        if not model._valid(arrays, size):
-            return None
-        return model._wrap(key, dict(arrays))
+        return model.encoding_from_arrays(arrays, key)
 
     def encoding(self, model: Any, path: Path, priority: int, *,
                  image: np.ndarray | None = None) -> Any:

@@ -158,6 +158,22 @@ class Detector:
             self.cache.put(key, arrays)
         return self._wrap(cache_key, arrays)
 
+    def encoding_from_arrays(self, arrays: Mapping[str, np.ndarray],
+                             cache_key: str | None = None) -> DetectorEncoding | None:
+        """Rebuild an encoding from stored arrays (``DetectorEncoding.arrays``, e.g. read back
+        from an EmbeddingCache) without the image or the encoder; its ``key`` is ``cache_key``.
+
+        None when the arrays do not fit this pack: no (2,) ``original_size``, a graph output
+        missing, or class embeddings of another shape (another pack or version wrote them).
+        """
+        size_arr = arrays.get("original_size")
+        if size_arr is None or np.shape(size_arr) != (2,):
+            return None
+        size = (int(size_arr[0]), int(size_arr[1]))
+        if not self._valid(arrays, size):
+            return None
+        return self._wrap(cache_key, dict(arrays))
+
     def _valid(self, arrays: Mapping[str, np.ndarray], size: tuple[int, int]) -> bool:
         """A cached entry must come from this pack's graph and this image size."""
         names = _IMAGE_OUTPUTS + (("objectness",) if self.family == "owlv2" else ())

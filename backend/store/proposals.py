@@ -25,6 +25,7 @@ import numpy as np
 
 from backend.errors import InvalidArgument
 from backend.geometry.boxes import box_iou, nms
+from backend.store import undo
 from backend.store import validate as v
 from backend.store.classes import ClassesMixin
 from backend.store.runs import finish_item
@@ -33,6 +34,10 @@ from backend.store.shapes import ShapesMixin, _record, _spec_values
 MAX_PROMPTS = 50
 MAX_PHRASE = 200
 SUPPRESS_IOU = 0.7
+# Prompt edits of one class closer together than this become one undo step: a dragged threshold
+# slider sends dozens of values, and Undo should go back to where the drag started.
+PROMPTS_MERGE_S = 2.0
+_PROMPT_COLUMNS = frozenset({"prompts", "threshold"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _WORDS = {"accepted": "Accept", "rejected": "Reject", "pending": "Mark pending"}
 
@@ -141,17 +146,26 @@ class ProposalsMixin(ShapesMixin, ClassesMixin):
     def set_class_prompts(self, class_id: int, prompts: Any, threshold: Any) -> dict[str, Any]:
         """Set a class's detector phrases and threshold (0..1); one undo step when it changes.
 
+        Changes of the same class that follow each other within :data:`PROMPTS_MERGE_S`
+        seconds, with no other edit between, share one undo step (a dragged slider): undo goes
+        back to the value before the first, redo to the last.
         The class name is not added to the phrases: a class without phrases is not searched for.
         """
         v.check_id(class_id, "class_id")
         phrases = check_prompts(prompts)
         thr = check_threshold(threshold)
-        with self._edit() as rec:
-            name = self._require(rec.conn, "classes", class_id, "class")["name"]
-            rec.description = f"Set prompts of class '{name}'"
+        # Not _edit(): that always appends a step, and this one may fold into the last.
+        with self._write() as conn:
+            rec = undo.Recorder(conn)
+            name = self._require(conn, "classes", class_id, "class")["name"]
+            description = f"Set prompts of class '{name}'"
             rec.update("classes", class_id, {"prompts": json.dumps(phrases, ensure_ascii=False),
                                              "threshold": thr})
-            return self._class(rec.conn, class_id)
+            if rec.changes and not undo.merge_into_last(conn, description, rec.changes,
+                                                        columns=_PROMPT_COLUMNS,
+                                                        window_s=PROMPTS_MERGE_S):
+                undo.push(conn, description, None, rec.changes)
+            return self._class(conn, class_id)
 
     # -- model output (not undoable) ----------------------------------------------------------
 

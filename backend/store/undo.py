@@ -12,8 +12,9 @@ the columns that changed. Undo applies the ``before`` states in reverse order, r
 never reused), so a class deleted and restored re-links to its shapes.
 
 The log is linear: a new edit discards the redo stack; the oldest steps fall off past
-:data:`MAX_STEPS`. Non-undoable writes (folder sync, probed image sizes, settings) never touch
-columns the log restores: for images only ``status`` is undoable.
+:data:`MAX_STEPS`. A run of small changes to one row (a dragged slider) may be folded into one
+step by :func:`merge_into_last`. Non-undoable writes (folder sync, probed image sizes, settings)
+never touch columns the log restores: for images only ``status`` is undoable.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,10 @@ UNDOABLE: dict[str, frozenset[str]] = {
 _WHOLE_ROW = {"classes", "shapes"}  # tables whose rows the log may insert and delete
 
 Change = list[Any]  # [table, row_id, before | None, after | None]
+
+# When a step was made (``undo_log.created``), read through this so tests can move time on
+# instead of sleeping through a merge window.
+clock: Callable[[], float] = time.time
 
 
 class Recorder:
@@ -107,9 +113,60 @@ def push(conn: sqlite3.Connection, description: str, image_id: int | None,
     conn.execute("INSERT INTO undo_log (description, image_id, changes, created) "
                  "VALUES (?, ?, ?, ?)",
                  (description, image_id, json.dumps(changes, separators=(",", ":")),
-                  time.time()))
+                  clock()))
     conn.execute("DELETE FROM undo_log WHERE seq <= (SELECT MAX(seq) FROM undo_log) - ?",
                  (MAX_STEPS,))
+
+
+def merge_into_last(conn: sqlite3.Connection, description: str, changes: list[Change], *,
+                    columns: frozenset[str], window_s: float) -> bool:
+    """Fold ``changes`` into the newest step instead of adding one (inside the edit's
+    transaction); True when folded, False when the caller must :func:`push` a step.
+
+    Folds only a single-row update into a newest step that is a single-row update of the same
+    row, touching nothing but ``columns``, made less than ``window_s`` seconds ago, not undone,
+    and whose ``after`` is what the new change starts from (no edit came between). The merged
+    step keeps the oldest ``before`` and takes the newest ``after``, description and time, so
+    the window slides along a drag. A merge that ends where it began removes the step: an undo
+    that changes nothing would only confuse.
+    """
+    if len(changes) != 1 or not _is_update(changes[0], columns):
+        return False
+    table, row_id, before, after = changes[0]
+    row = conn.execute("SELECT seq, changes, undone, created FROM undo_log "
+                       "ORDER BY seq DESC LIMIT 1").fetchone()
+    if row is None:
+        return False
+    seq, last_json, undone, created = row
+    now = clock()
+    if undone or not now - window_s < created <= now:
+        return False
+    try:
+        last = json.loads(last_json)
+    except ValueError:
+        return False
+    if not isinstance(last, list) or len(last) != 1 or not _is_update(last[0], columns):
+        return False
+    last_table, last_id, first_before, last_after = last[0]
+    if (last_table, last_id) != (table, row_id) or any(
+            c in last_after and last_after[c] != before[c] for c in before):
+        return False
+    merged_before = before | first_before  # the oldest value of each column wins
+    merged_after = last_after | after
+    net = {c: merged_before[c] for c in merged_before if merged_before[c] != merged_after[c]}
+    if not net:
+        conn.execute("DELETE FROM undo_log WHERE seq = ?", (seq,))
+        return True
+    merged = [[table, row_id, net, {c: merged_after[c] for c in net}]]
+    conn.execute("UPDATE undo_log SET description = ?, changes = ?, created = ? WHERE seq = ?",
+                 (description, json.dumps(merged, separators=(",", ":")), now, seq))
+    return True
+
+
+def _is_update(change: Any, columns: frozenset[str]) -> bool:
+    return (isinstance(change, list) and len(change) == 4 and isinstance(change[1], int)
+            and all(isinstance(x, dict) and x and set(x) <= columns for x in change[2:])
+            and set(change[2]) == set(change[3]))
 
 
 def state(conn: sqlite3.Connection) -> dict[str, Any]:
