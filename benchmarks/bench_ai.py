@@ -137,7 +137,7 @@ def bench_click(root: Path, pack: Path, n: int) -> dict[str, Any]:
             if i >= 2:  # warm-up: session creation, first upscaler
                 times.append(time.perf_counter() - t)
         return {"p50_ms": pct(times, 50), "p95_ms": pct(times, 95), "clicks": n,
-                "first_encode_s": encode_s}
+                "first_encode_s": encode_s, "times_ms": [t * 1000 for t in times]}
     finally:
         h.close()
 
@@ -173,7 +173,9 @@ def bench_rescore(root: Path, pack: Path, n: int) -> dict[str, Any]:
                 "proposals_mean": float(np.mean(counts)),
                 "new_phrase_p50_ms": pct(new_phrase, 50),
                 "new_phrase_p95_ms": pct(new_phrase, 95),
-                "encoder_runs": ai_handlers.services(h.api).models.detector().encoder_runs}
+                "encoder_runs": ai_handlers.services(h.api).models.detector().encoder_runs,
+                "threshold_ms": [t * 1000 for t in threshold],
+                "new_phrase_ms": [t * 1000 for t in new_phrase]}
     finally:
         h.close()
 
@@ -214,7 +216,8 @@ def bench_batch(root: Path, pack: Path, n_images: int, size: tuple[int, int],
         return {"images": n_images, "size": f"{size[1]}x{size[0]}", "reps": reps,
                 "pipeline_img_s_best": max(rates), "encoder_only_img_s_best": max(bounds),
                 "ratio_of_bests": max(rates) / max(bounds),
-                "ratio_median": float(np.median(ratios)), "failed": failed}
+                "ratio_median": float(np.median(ratios)), "failed": failed,
+                "pipeline_img_s": rates, "encoder_only_img_s": bounds, "ratios": ratios}
     finally:
         h.close()
 
@@ -249,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             if not args.json:
                 print("  " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                       for k, v in row.items() if k not in ("bench", "model")))
+                                       for k, v in row.items()
+                                       if k not in ("bench", "model") and not isinstance(v, list)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     info = {"load_average_at_start": load, "load_average_at_end": os.getloadavg(),

@@ -97,16 +97,21 @@ def close(driver: Driver) -> None:
         print("  page problems:", *problems[:5], sep="\n    ")
 
 
-def bench_open(n: int, trials: int) -> None:
+def bench_open(n: int, trials: int) -> list[dict[str, Any]]:
     folder = ensure_folder(n)
     print(f"\n(a) open a folder of {n:,} images -> image list usable in the page")
+    out = []
     for trial in range(trials):
         if trial == 0:
             shutil.rmtree(folder / ".fieldmark", ignore_errors=True)
-        open_once(folder, "first open (no .fieldmark)" if trial == 0 else f"reopen #{trial}")
+        out.append(open_once(folder, "first open (no .fieldmark)" if trial == 0 else f"reopen #{trial}"))
+    return out
 
 
-def open_once(folder: Path, label: str) -> None:
+def open_once(folder: Path, label: str) -> dict[str, Any]:
+    """One open; returns ms from the ``open_project`` call: ``rows_ms`` (list usable),
+    ``call_ms``, ``image_ms``, ``probe_ms`` (None when no probe ran) and the frame gaps
+    (``gap_p50_ms``, ``gap_p95_ms``, ``gap_max_ms``) while the probe ran."""
     api = Api(Settings(_TMP / "data" / "settings.json"), demo_dir=_TMP / "demo")
     driver = launch(api, None)
     driver.js(WATCH)
@@ -128,6 +133,15 @@ def open_once(folder: Path, label: str) -> None:
     records = driver.js("window.fieldmark.state.images.length")
     gaps = [y - x for x, y in zip(b["frames"], b["frames"][1:], strict=False)
             if x >= t0 and (t_probe is None or y <= t_probe)]
+    if b["rows"] is None or b["image"] is None:
+        close(driver)
+        api.close_project()
+        raise RuntimeError(f"{label}: the image list or the first image never appeared in the page")
+    result = {"label": label, "rows_ms": b["rows"] - t0, "call_ms": t_call - t0,
+              "image_ms": b["image"] - t0, "records": records,
+              "probe_ms": None if t_probe is None else t_probe - t0,
+              "gap_p50_ms": pct(gaps, 50), "gap_p95_ms": pct(gaps, 95),
+              "gap_max_ms": max(gaps, default=float("nan"))}
     print(f"  {label:<28} list rows after {b['rows'] - t0:7.0f} ms"
           f"  (open_project call {t_call - t0:6.0f} ms, first image {b['image'] - t0:7.0f} ms,"
           f" {records:,} records)")
@@ -137,6 +151,7 @@ def open_once(folder: Path, label: str) -> None:
               f" max {max(gaps, default=float('nan')):.0f} ms")
     close(driver)
     api.close_project()
+    return result
 
 
 def random_polygons(n: int, w: int, h: int, seed: int = 1) -> list[dict[str, Any]]:
@@ -181,7 +196,13 @@ return {stats, gaps};
 """
 
 
-def bench_canvas(n_polygons: int, frames: int) -> None:
+MODES = ("pan", "zoom", "pan+zoom")
+
+
+def bench_canvas(n_polygons: int, frames: int, modes: tuple[str, ...] = MODES,
+                 rasters: tuple[bool, ...] = (False, True)) -> list[dict[str, Any]]:
+    """Frame stats per (mode, raster): the canvas's own ``p50FrameMs`` / ``p95FrameMs`` (draw
+    time of a frame) and the page's rAF-to-rAF intervals (``gap_*_ms``), all in ms."""
     folder = _TMP / "polygons"
     folder.mkdir()
     w, h = 1600, 1200
@@ -198,19 +219,26 @@ def bench_canvas(n_polygons: int, frames: int) -> None:
           f" (add_shapes {1000 * (time.perf_counter() - t0):.0f} ms)")
     t0 = time.perf_counter()
     driver = launch(api, folder)
+    drawn = driver.drawn_count()
     print(f"  window to first image with its shapes drawn: {time.perf_counter() - t0:.2f} s;"
-          f" canvas holds {driver.drawn_count():,} shapes")
-    for mode in ("pan", "zoom", "pan+zoom"):
-        for raster in (False, True):
+          f" canvas holds {drawn:,} shapes")
+    out = []
+    for mode in modes:
+        for raster in rasters:
             r = driver.run(DRIVE % {"mode": json.dumps(mode), "frames": frames,
                                     "raster": json.dumps(raster)}, timeout=300)
             s, gaps = r["stats"], r["gaps"]
+            out.append({"mode": mode, "raster": raster, "drawn": drawn, "frames": s["frames"],
+                        "p50_ms": s["p50FrameMs"], "p95_ms": s["p95FrameMs"],
+                        "gap_p50_ms": statistics.median(gaps), "gap_p95_ms": pct(gaps, 95),
+                        "gap_max_ms": max(gaps)})
             print(f"  {mode:<9} {'draw+raster' if raster else 'draw only  '}"
                   f"  canvas frame p50 {s['p50FrameMs']:6.2f} ms  p95 {s['p95FrameMs']:6.2f} ms"
                   f" ({s['frames']} frames) | rAF interval p50 {statistics.median(gaps):5.1f} ms"
                   f"  p95 {pct(gaps, 95):5.1f} ms  max {max(gaps):5.1f} ms")
     close(driver)
     api.close_project()
+    return out
 
 
 def main() -> None:
