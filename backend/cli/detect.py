@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from backend.cli.models import open_pack
 from backend.errors import FieldmarkError, InvalidArgument, PackError
 
 
@@ -55,23 +56,6 @@ def parse_prompts(values: list[str]) -> dict[str, list[str]]:
     return prompts
 
 
-def _open_pack(spec: str) -> Any:
-    from backend.models.pack import load_pack
-
-    path = Path(spec)
-    if path.exists():
-        return load_pack(path)
-    from backend.cli.models import packs_dir
-    from backend.models.pack import list_packs
-
-    for found in list_packs(packs_dir()):
-        if not isinstance(found, PackError) and found.id == spec:
-            return load_pack(found.root)
-    raise PackError(f"No model pack at '{spec}' and no installed pack with that id. Give the "
-                    "pack folder or .zip, or install it with 'models install'.",
-                    detail={"pack": spec})
-
-
 def _table(path: Path, dets: list[dict[str, Any]]) -> str:
     lines = [f"{path}: {len(dets)} detection{'s' if len(dets) != 1 else ''}"]
     if dets:
@@ -94,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         if not 0.0 < args.nms <= 1.0:
             raise InvalidArgument(f"--nms must be above 0 and at most 1, got {args.nms}.")
         prompts = parse_prompts(args.prompt)
-        detector = load_detector(_open_pack(args.pack), threads=args.threads)
+        detector = load_detector(open_pack(args.pack), threads=args.threads)
         detector.encode_text([p for ps in prompts.values() for p in ps])  # fail early on a bad pack
     except FieldmarkError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

@@ -32,6 +32,19 @@ def packs_dir(override: Path | str | None = None) -> Path:
     return user_data_dir() / "packs"
 
 
+def open_pack(spec: str) -> packs.Pack:
+    """A pack folder or .zip path, or the id of an installed pack (verified either way)."""
+    path = Path(spec)
+    if path.exists():
+        return packs.load_pack(path)
+    for found in packs.list_packs(packs_dir()):
+        if not isinstance(found, PackError) and found.id == spec:
+            return packs.load_pack(found.root)
+    raise PackError(f"No model pack at '{spec}' and no installed pack with that id. Give the "
+                    "pack folder or .zip, or install it with 'models install'.",
+                    detail={"pack": spec})
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--packs-dir", type=Path, metavar="DIR",
                    help=f"folder of installed packs (default: ${ENV_PACKS_DIR} or the app's "

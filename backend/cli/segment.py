@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from backend.cli.models import open_pack
 from backend.errors import FieldmarkError, ImageReadError, InvalidArgument, PackError
 
 
@@ -73,23 +74,6 @@ def parse_box(text: str) -> list[float]:
     return values
 
 
-def open_pack(spec: str) -> Any:
-    """A pack folder / .zip path, or the id of an installed pack."""
-    from backend.models.pack import list_packs, load_pack
-
-    path = Path(spec)
-    if path.exists():
-        return load_pack(path)
-    from backend.cli.models import packs_dir
-
-    for found in list_packs(packs_dir()):
-        if not isinstance(found, PackError) and found.id == spec:
-            return load_pack(found.root)
-    raise PackError(f"No model pack at '{spec}' and no installed pack with that id. Give the "
-                    "pack folder or .zip, or install it with 'models install'.",
-                    detail={"pack": spec})
-
-
 def segment(args: argparse.Namespace) -> dict[str, Any]:
     """Run the prompt; raise FieldmarkError subclasses for anything a user can get wrong."""
     from backend.geometry import rle
@@ -105,7 +89,7 @@ def segment(args: argparse.Namespace) -> dict[str, Any]:
         raise InvalidArgument(f"--threads must be at least 1, got {args.threads}.")
     if not args.tolerance >= 0:
         raise InvalidArgument(f"--tolerance must be >= 0 pixels, got {args.tolerance}.")
-    pack = open_pack(args.pack)
+    pack = open_pack(args.pack)  # backend.cli.models: a folder, a .zip or an installed id
     if pack.task != "segmenter":
         raise PackError(f"Model pack '{pack.id}' is a {pack.task}; 'segment' needs a segmenter "
                         "pack (SAM or SAM2).", detail={"pack": str(pack.root)})

@@ -21,25 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from backend.errors import InvalidArgument
+from backend.models import inputs
 
 _RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3}
 
 
 def check_image(image: Any) -> np.ndarray:
     """Validate an (h, w, 3) uint8 RGB array (an (h, w) gray one is expanded)."""
-    if isinstance(image, np.ndarray) and image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-        shape = getattr(image, "shape", None)
-        raise InvalidArgument(f"image must be an (h, w, 3) RGB array, got shape {shape}.",
-                              detail={"field": "image", "shape": shape})
-    if image.dtype != np.uint8:
-        raise InvalidArgument(f"image must be uint8, got {image.dtype}.",
-                              detail={"field": "image", "dtype": str(image.dtype)})
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InvalidArgument(f"image is empty (shape {image.shape}).", detail={"field": "image"})
-    return np.ascontiguousarray(image)
+    return inputs.check_image(image, allow_gray=True)
 
 
 def box_scale(pre: dict[str, Any], height: int, width: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from backend.errors import InvalidArgument, PackError
+from backend.models.inputs import check_image  # noqa: F401  (re-exported for the family runtimes)
 from backend.models.pack import Pack
 
 # A click: (x, y, label) in original-image pixels; label 1 = positive (object), 0 = negative.
@@ -118,20 +119,6 @@ def load_segmenter(pack: Pack, *, cache: Any = None, threads: int | None = None)
     cls = getattr(importlib.import_module(module_name), cls_name)
     seg: Segmenter = cls(pack, cache=cache, threads=threads)
     return seg
-
-
-def check_image(image: Any) -> np.ndarray:
-    """Validate an (h, w, 3) uint8 RGB array; return it C-contiguous."""
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-        shape = getattr(image, "shape", None)
-        raise InvalidArgument(f"image must be an (h, w, 3) RGB array, got shape {shape}.",
-                              detail={"field": "image", "shape": shape})
-    if image.dtype != np.uint8:
-        raise InvalidArgument(f"image must be uint8, got {image.dtype}.",
-                              detail={"field": "image", "dtype": str(image.dtype)})
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InvalidArgument(f"image is empty (shape {image.shape}).", detail={"field": "image"})
-    return np.ascontiguousarray(image)
 
 
 def check_prompt(original_size: tuple[int, int], points: Sequence[Sequence[float]],
