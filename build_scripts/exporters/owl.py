@@ -38,6 +38,7 @@ from torch import nn
 
 from backend import atomic
 from backend.models.pack import Pack, write_pack
+from build_scripts.exporters.quantize import quantize_graphs
 
 OPSET = 17
 TOKEN_LENGTH = 16
@@ -291,18 +292,6 @@ def _export_graphs(model: nn.Module, family: str, out: Path) -> None:
                           input_names=["pixel_values"], output_names=names)
 
 
-def _quantize(out: Path) -> None:
-    """Dynamic int8 weights (MatMul/Gemm only: ConvInteger is slow or missing on some builds)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    for name in ("text_encoder.onnx", "image_encoder.onnx"):
-        src = out / name
-        tmp = out / f".{name}.int8"
-        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Gemm"])
-        tmp.replace(src)
-
-
 # --- the exporter -------------------------------------------------------------------------------
 
 def _preprocessing(family: str, proc: Any, size: int) -> dict[str, Any]:
@@ -359,7 +348,7 @@ def export(*, family: str, checkpoint: str | None, random: str | None, out: Path
         tok.backend_tokenizer.save(str(out / "tokenizer.json"))
         _export_graphs(model, family, out)
     if quantize:
-        _quantize(out)
+        quantize_graphs(out, ("text_encoder.onnx", "image_encoder.onnx"))
     vc = model.config.vision_config
     grid = vc.image_size // vc.patch_size
     dim = model.config.text_config.hidden_size

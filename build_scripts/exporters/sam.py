@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from backend.models.pack import Pack, write_pack
+from build_scripts.exporters.quantize import quantize_graphs
 
 ENCODER_FILE = "image_encoder.onnx"
 DECODER_FILE = "prompt_decoder.onnx"
@@ -289,22 +290,6 @@ def _export_graphs(model: Any, out: Path) -> dict[str, Any]:
     }
 
 
-def _quantize(out: Path) -> None:
-    """Dynamic int8 weights for the MatMul/Gemm layers (convolutions stay float: ConvInteger
-    is slower than float Conv on most CPUs)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    for name in (ENCODER_FILE, DECODER_FILE):
-        src = out / name
-        tmp = out / f".{name}.fp32"
-        src.replace(tmp)
-        try:
-            quantize_dynamic(str(tmp), str(src), weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul", "Gemm"])
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
 def _load_checkpoint(checkpoint: str) -> Any:
     from transformers import SamModel
 
@@ -333,7 +318,7 @@ def export(*, family: str, checkpoint: str | None, random: str | None, out: Path
     with torch.no_grad():
         graphs = _export_graphs(model, out)
     if quantize:
-        _quantize(out)
+        quantize_graphs(out, (ENCODER_FILE, DECODER_FILE))
     import transformers
 
     cfg = model.config

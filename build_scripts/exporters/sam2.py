@@ -42,6 +42,7 @@ from torch import nn
 
 from backend import atomic
 from backend.models.pack import Pack, write_pack
+from build_scripts.exporters.quantize import quantize_graphs
 
 ENCODER_FILE = "image_encoder.onnx"
 DECODER_FILE = "prompt_decoder.onnx"
@@ -487,22 +488,6 @@ def _export_graphs(model: Any, out: Path) -> dict[str, Any]:
     return io
 
 
-def _quantize(out: Path) -> None:
-    """Dynamic int8 weights for MatMul/Gemm (convolutions stay float: ConvInteger is slower
-    than float Conv on most CPUs)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    for name in (ENCODER_FILE, DECODER_FILE):
-        src = out / name
-        tmp = out / f".{name}.fp32"
-        src.replace(tmp)
-        try:
-            quantize_dynamic(str(tmp), str(src), weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul", "Gemm"])
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
 def _preprocessing(src: Path | None, size: int) -> dict[str, Any]:
     """Sam2ImageProcessor's settings from the checkpoint's JSON (defaults where absent)."""
     cfg = dict(PREPROCESSOR_DEFAULTS)
@@ -549,7 +534,7 @@ def export(*, family: str, checkpoint: str | None, random: str | None, out: Path
                                        model.config.prompt_encoder_config.image_size)
     graphs = _export_graphs(model, out)
     if quantize:
-        _quantize(out)
+        quantize_graphs(out, (ENCODER_FILE, DECODER_FILE))
     cfg = model.config
     dc = cfg.mask_decoder_config
     emb = cfg.prompt_encoder_config.image_size // cfg.prompt_encoder_config.patch_size
