@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -38,6 +37,7 @@ from backend.models.detector import Detector  # noqa: E402
 from backend.models.owl_preprocess import pixel_values  # noqa: E402
 from backend.models.pack import PackError, load_pack  # noqa: E402
 from backend.models.runtime import create_session, default_threads  # noqa: E402
+from benchmarks.timing import pct, timed
 
 CACHE = Path.home() / ".cache" / "fieldmark" / "bench-packs"
 SEED = 0
@@ -63,21 +63,6 @@ def get_pack(family: str, quantize: bool) -> Any:
         args = ["--family", family, "--random", "full", "--seed", str(SEED), "--out", str(out)]
         export_models.main(args + (["--quantize"] if quantize else []))
         return load_pack(out, verify=False)
-
-
-def timed(fn: Callable[[], Any], reps: int, warmup: int = 1) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000)
-    return out
-
-
-def pct(xs: list[float], q: float) -> float:
-    return float(np.percentile(xs, q)) if len(xs) > 1 else xs[0]
 
 
 def round_robin(fns: dict[str, Callable[[], Any]], reps: int) -> dict[str, list[float]]:

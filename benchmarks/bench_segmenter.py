@@ -28,7 +28,6 @@ import importlib.util
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from backend.models.pack import PackError, load_pack  # noqa: E402
 from backend.models.runtime import default_threads  # noqa: E402
 from backend.models.segmenter import load_segmenter  # noqa: E402
+from benchmarks.timing import pct, timed
 
 CACHE = Path.home() / ".cache" / "fieldmark" / "bench-packs"
 SEED = 0
@@ -70,21 +70,6 @@ def get_pack(name: str, quantize: bool) -> Any:
         print(f"exporting {out.name} (once; cached) ...", file=sys.stderr, flush=True)
         return EXPORTERS[family](family=family, checkpoint=None, random=kind, out=out,
                                  quantize=quantize, seed=SEED, pack_id=None, version="0.0.0")
-
-
-def timed(fn: Callable[[], Any], reps: int, warmup: int = 1) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000)
-    return out
-
-
-def pct(xs: list[float], q: float) -> float:
-    return float(np.percentile(xs, q)) if len(xs) > 1 else xs[0]
 
 
 def clicks(h: int, w: int, n: int) -> list[tuple[float, float, int]]:
