@@ -95,7 +95,7 @@ class Api:
         if p is None:
             return None
         return {"path": str(p.folder), "name": p.folder.name, "demo": self.is_demo,
-                "image_count": len(p.images())}
+                "image_count": p.image_count()}
 
     def open_project(self, folder: Path, *, demo: bool = False) -> dict[str, Any]:
         folder = Path(folder).expanduser()

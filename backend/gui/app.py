@@ -128,7 +128,7 @@ class MainWindow(QMainWindow):
 
     def _api_event(self, name: str, payload: object) -> None:
         if name == "project.changed":
-            summary = self.api.summary()
+            summary = payload.get("project") if isinstance(payload, dict) else None
             self.setWindowTitle(f"{summary['name']} — Fieldmark" if summary else "Fieldmark")
 
     # -- desktop --------------------------------------------------------------------------------

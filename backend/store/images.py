@@ -127,6 +127,11 @@ class ImagesMixin(StoreBase):
                 (status, needle or None)).fetchall()
         return [_record(r) for r in rows]
 
+    def image_count(self) -> int:
+        """How many images the project lists (one COUNT, not the whole list)."""
+        with self._read() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+
     def image(self, image_id: int) -> dict[str, Any]:
         v.check_id(image_id, "image_id")
         with self._read() as conn:

@@ -76,6 +76,13 @@ def test_sync_adds_marks_missing_keeps_shapes_and_restores(project: Project) -> 
     assert project.image(a["id"])["error"] is None
 
 
+def test_image_count_matches_the_listed_images(project: Project) -> None:
+    assert project.image_count() == 0
+    project.sync_images([("a.jpg", 1, 1.0), ("b.jpg", 2, 2.0), ("c/d.png", 3, 3.0)])
+    project.sync_images([("a.jpg", 1, 1.0)])  # b and c/d go missing: still listed, still counted
+    assert project.image_count() == len(project.images()) == 3
+
+
 def test_sync_resets_probe_of_a_changed_file(project: Project, image_id: int) -> None:
     project.update_image_info(image_id, width=640, height=480, pages=1, error="cannot decode")
     relpath = project.image(image_id)["relpath"]
