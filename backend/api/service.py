@@ -19,7 +19,7 @@ from backend import __version__, paths
 from backend.api import ai_handlers, export_handlers, handlers
 from backend.api.settings import THEMES, Settings
 from backend.api.validate import args_dict, get_choice, get_str
-from backend.errors import FieldmarkError, ImageReadError, InvalidArgument, NotFound
+from backend.errors import FieldmarkError, ImageReadError, InvalidArgument, NotFound, ProjectLocked
 from backend.imaging import SUPPORTED_EXTENSIONS, probe
 from backend.jobs.runner import Cancelled, Job, JobContext, JobRunner
 from backend.store import Project
@@ -136,7 +136,17 @@ class Api:
         for src in sorted(demo_source().iterdir()):
             if src.suffix.lower() in SUPPORTED_EXTENSIONS and not (target / src.name).exists():
                 shutil.copy2(src, target / src.name)
-        return self.open_project(target, demo=True)
+        try:
+            return self.open_project(target, demo=True)
+        except ProjectLocked as exc:
+            # Two plain starts share one demo: the second window should say so in its own terms
+            # (its path is in the user data folder, which means nothing to the person).
+            pid = exc.detail.get("pid") if isinstance(exc.detail, dict) else None
+            who = f" (pid {pid})" if pid is not None else ""
+            raise ProjectLocked(
+                f"The demo project is already open in another Fieldmark window{who}. Open a "
+                "folder of your own images here, or use the demo in that window.",
+                detail=exc.detail) from exc
 
     def _start_probe(self, project: Project) -> None:
         """Look at every not-yet-probed file in the background: size, pages, or why it is unreadable.

@@ -33,6 +33,11 @@ def _make_meta_dir(folder: Path) -> Path:
     meta = folder / META_DIR
     try:
         meta.mkdir(exist_ok=True)
+    except FileExistsError as exc:  # exist_ok covers a folder only: this is a file (or a link)
+        raise StoreError(
+            f"Fieldmark keeps the labels of '{folder}' in a folder named '{META_DIR}' inside it, "
+            f"but '{meta}' is a file. Rename or move that file, then open the project again.",
+            detail={"folder": str(folder), "file": str(meta)}) from exc
     except OSError as exc:
         if exc.errno in _READ_ONLY:
             raise StoreError(
