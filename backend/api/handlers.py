@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backend.api.validate import get_choice, get_int, get_optional_int, get_str, has
-from backend.errors import ImageReadError, InvalidArgument
+from backend.errors import FieldmarkError, ImageReadError, InvalidArgument
 from backend.imaging import probe
 
 if TYPE_CHECKING:
@@ -81,6 +82,57 @@ def _classes_delete(api: Api, a: dict[str, Any]) -> dict[str, Any]:
     class_id = get_int(a, "id")
     api.require_project().delete_class(class_id)
     return {"id": class_id}
+
+
+def _chosen_folders(api: Api) -> set[Path]:
+    """Folders the person chose to open: the recent list (each was picked, dropped or named on
+    the command line once) and the open project."""
+    chosen = {Path(p) for p in api.settings.recent}
+    if api.project is not None:
+        chosen.add(api.project.folder)
+    return {p.resolve() for p in chosen}
+
+
+def _check_page_open(api: Api, a: dict[str, Any]) -> None:
+    """``project.open`` from the page: only a folder the person chose before.
+
+    Opening a folder creates ``.fieldmark/`` in it and scans it, so a page that could name any
+    path could write into any folder the user can write (ARCHITECTURE.md, "The web page is
+    untrusted territory"). The page only ever re-opens recent projects; new ones come through
+    the native dialog (``project.pick``) or a drop, which the shell handles without the page.
+    A path that is not a folder is left to ``project.open`` (it answers ``not_a_folder``).
+    """
+    path = a.get("path")
+    if not isinstance(path, str) or "\x00" in path:
+        return  # project.open refuses it with the field named
+    try:
+        folder = Path(path).expanduser().resolve()
+        if not folder.is_dir() or folder in _chosen_folders(api):
+            return
+    except (OSError, RuntimeError):  # unreadable or a symlink loop: project.open says why
+        return
+    raise InvalidArgument(f"'{folder}' is not one of your recent projects. Open it with "
+                          "Open folder (Ctrl+O) or drop it on the window.", code="not_picked",
+                          detail={"field": "path", "value": str(folder)})
+
+
+# Checks for calls that come from the page only (backend/gui/bridge.py). The CLI, the self-test
+# and the shell's own drop handler name paths a person typed or dropped, so they skip these.
+PAGE_CHECKS: dict[str, Callable[[Api, dict[str, Any]], None]] = {
+    "project.open": _check_page_open,
+}
+
+
+def page_refusal(api: Api, method: str, args: Any) -> dict[str, Any] | None:
+    """The error answer for a page call that names a path the person did not choose, or None."""
+    check = PAGE_CHECKS.get(method)
+    if check is None or not isinstance(args, dict):
+        return None
+    try:
+        check(api, args)
+    except FieldmarkError as exc:
+        return {"error": exc.to_dict()}
+    return None
 
 
 METHODS: dict[str, Callable[[Api, dict[str, Any]], Any]] = {

@@ -13,6 +13,9 @@ from typing import Any
 from backend.errors import InvalidArgument
 
 _MISSING = object()
+# Ids are SQLite INTEGERs: a bigger number from the page (JSON has no limit) would reach the
+# store as an OverflowError, a "bug" for the person, instead of a refused argument.
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def _bad(name: str, value: Any, want: str) -> InvalidArgument:
@@ -36,6 +39,8 @@ def get_int(args: dict[str, Any], name: str, *, default: Any = _MISSING, minimum
         raise InvalidArgument(f"'{name}' is required.", detail={"field": name})
     if isinstance(value, bool) or not isinstance(value, int):
         raise _bad(name, value, "an integer")
+    if not INT_MIN <= value <= INT_MAX:
+        raise _bad(name, value, "an integer that fits in 64 bits")
     if minimum is not None and value < minimum:
         raise _bad(name, value, f"at least {minimum}")
     return value
@@ -56,6 +61,8 @@ def get_str(args: dict[str, Any], name: str, *, default: Any = _MISSING, max_len
         raise _bad(name, value, "a string")
     if len(value) > max_len:
         raise _bad(name, value, f"at most {max_len} characters")
+    if "\x00" in value:  # no name or path holds one; the OS refuses it with a ValueError
+        raise _bad(name, value, "text without NUL characters")
     if not allow_empty and not value.strip():
         raise _bad(name, value, "a non-empty string")
     return value

@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
+from backend.api.handlers import page_refusal
 from backend.api.service import Api
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ class Bridge(QObject):
                 answer = {"error": {"code": "invalid_argument", "message": "The request was not valid JSON.",
                                     "detail": None}}
             else:
-                answer = self.api.call(method, args)
+                # The page is untrusted: calls naming paths get its extra checks first.
+                answer = page_refusal(self.api, method, args) or self.api.call(method, args)
         if "error" in answer:
             log.info("%s -> %s", method, answer["error"]["code"])
         try:
