@@ -4,10 +4,13 @@ The app's batch run without a window: each image of the project folder is encode
 class is searched with its phrases, and the boxes are stored as ``pending`` proposals (review
 them in the app). ``--segment`` turns each proposal into a polygon with the segmenter. The run
 is recorded in the project: Ctrl-C pauses it after the current image, and ``--resume RUN``
-continues it later (also after a crash or a kill) without processing any image twice.
+continues it later (also after a crash or a kill) without processing any image twice. The
+command that continues it is printed on stderr before the first image, so it is known even when
+the process is killed without a word.
 
 Exit codes: 0 every image done, 1 some images could not be read (listed; the others were
-done), 2 a usage, pack or project problem, 130 paused by Ctrl-C (resumable).
+done), 2 a usage, pack or project problem (or ``--resume`` of a run that already finished),
+130 paused by Ctrl-C (resumable).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import subprocess
 import sys
 import threading
 import time
@@ -139,14 +144,21 @@ def run(args: argparse.Namespace) -> int:
         project = Project.open(args.project)
         project.scan(SUPPORTED_EXTENSIONS)
         if args.resume is not None:
+            _refuse_finished(project, args.resume)
             rec = ai.runs.prepare_resume(project, args.resume)
             params = rec["params"]
             for task in ("detector", "segmenter"):
                 if params.get(task):
                     ai.models.find(params[task], task)  # a clear error before starting
         else:
+            _mention_unfinished(ai, project, args)
             classes = _prepare_classes(project, prompts, args.threshold)
             rec = ai.runs.create(project, "detect", segment=args.segment, only_classes=classes)
+        # Said before the first image: after a kill or a power cut this line is all a person
+        # has to continue the run instead of starting every image again.
+        print(f"run {rec['run']}: {rec['total'] - rec['done'] - rec['failed']} of "
+              f"{rec['total']} images to do; if it stops, continue with: "
+              f"{resume_command(args, rec['run'])}", file=sys.stderr, flush=True)
         return _execute(ai, project, rec["run"], args, RunControl, RunStopped)
     except FieldmarkError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -158,6 +170,44 @@ def run(args: argparse.Namespace) -> int:
             ai.shutdown()
         if project is not None:
             project.close()
+
+
+def _refuse_finished(project: Any, run_id: int) -> None:
+    """A finished run has nothing to resume. Say what it did: a kill that came after the last
+    image but before the summary was printed leaves a person asking for exactly this, and
+    "start a new run" would do every image again."""
+    rec = project.run(run_id)
+    if rec["state"] == "done":
+        raise InvalidArgument(
+            f"Run {run_id} already finished: {rec['done']} of {rec['total']} images done, "
+            f"{rec['failed']} failed. Nothing to resume; its proposals are in the project, "
+            "ready to review in the app.", code="run_finished", detail={"run": run_id})
+
+
+def _mention_unfinished(ai: Any, project: Any, args: argparse.Namespace) -> None:
+    """Starting afresh while an interrupted run exists processes its done images again: the
+    person may have meant to continue it (after a kill nothing told them how)."""
+    for rec in ai.runs.records(project):
+        if rec["kind"] == "detect" and rec["state"] in ("interrupted", "paused") \
+                and rec["done"] + rec["failed"]:
+            print(f"note: run {rec['run']} stopped after {rec['done'] + rec['failed']} of "
+                  f"{rec['total']} images; to continue it instead of starting over: "
+                  f"{resume_command(args, rec['run'])}", file=sys.stderr)
+
+
+def resume_command(args: argparse.Namespace, run_id: int) -> str:
+    """The command that continues run ``run_id``: with the packs given now, which a run started
+    from a pack folder (not installed) needs again."""
+    parts = ["autolabel", _quoted(str(args.project)), "--resume", str(run_id)]
+    for option in ("detector", "segmenter"):
+        if getattr(args, option):
+            parts += [f"--{option}", _quoted(getattr(args, option))]
+    return " ".join(parts)
+
+
+def _quoted(text: str) -> str:
+    """``text`` as one argument of a command line a person can paste into their shell."""
+    return subprocess.list2cmdline([text]) if sys.platform == "win32" else shlex.quote(text)
 
 
 def _execute(ai: Any, project: Any, run_id: int, args: argparse.Namespace, control_cls: Any,
@@ -185,8 +235,7 @@ def _execute(ai: Any, project: Any, run_id: int, args: argparse.Namespace, contr
                 # A second Ctrl-C: leave now. The store is crash-safe and the image in flight
                 # is still to do; the run shows as interrupted and resumes like a paused one.
                 bar.close()
-                print(f"stopped; resume with: autolabel {args.project} --resume {run_id}",
-                      file=sys.stderr)
+                print(f"stopped; resume with: {resume_command(args, run_id)}", file=sys.stderr)
                 sys.stderr.flush()
                 os._exit(EXIT_PAUSED)
             interrupted = True
@@ -209,6 +258,6 @@ def _execute(ai: Any, project: Any, run_id: int, args: argparse.Namespace, contr
         for f in failed:
             print(f"  failed: {f['name']}: {f['reason']}")
     if "stopped" in outcome:
-        print(f"paused; resume with: autolabel {args.project} --resume {run_id}", file=sys.stderr)
+        print(f"paused; resume with: {resume_command(args, run_id)}", file=sys.stderr)
         return EXIT_PAUSED
     return 1 if failed else 0

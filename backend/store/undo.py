@@ -14,7 +14,9 @@ never reused), so a class deleted and restored re-links to its shapes.
 The log is linear: a new edit discards the redo stack; the oldest steps fall off past
 :data:`MAX_STEPS`. A run of small changes to one row (a dragged slider) may be folded into one
 step by :func:`merge_into_last`. Non-undoable writes (folder sync, probed image sizes, settings)
-never touch columns the log restores: for images only ``status`` is undoable.
+never touch columns the log restores: for images only ``status`` is undoable. The one link a
+non-undoable write makes to an undoable row, a model's proposal naming a class, is recorded into
+the step when undo or redo deletes that class (see :func:`_unlinked_by`).
 """
 
 from __future__ import annotations
@@ -193,11 +195,58 @@ def step(conn: sqlite3.Connection, *, redo: bool) -> dict[str, Any] | None:
     if row is None:
         return None
     seq, description, image_id, changes_json = row
-    changes = json.loads(changes_json)
-    for change in (changes if redo else reversed(changes)):
-        _apply(conn, change, redo=redo)
+    try:
+        changes = json.loads(changes_json)
+    except ValueError as exc:
+        raise HistoryMismatchError(f"unreadable step {seq}") from exc
+    if not isinstance(changes, list):
+        raise HistoryMismatchError(f"malformed step {seq}")
+    unlinked: dict[int, list[Change]] = {}
+    for i in (range(len(changes)) if redo else range(len(changes) - 1, -1, -1)):
+        found = _unlinked_by(conn, changes[i], redo=redo)
+        if found:
+            unlinked[i] = found
+        _apply(conn, changes[i], redo=redo)
+    if unlinked:
+        conn.execute("UPDATE undo_log SET changes = ? WHERE seq = ?",
+                     (json.dumps(_with_relinks(changes, unlinked, redo=redo),
+                                 separators=(",", ":")), seq))
     conn.execute("UPDATE undo_log SET undone = ? WHERE seq = ?", (0 if redo else 1, seq))
     return {"image_id": image_id, "description": description}
+
+
+def _unlinked_by(conn: sqlite3.Connection, change: Any, *, redo: bool) -> list[Change]:
+    """Shapes that lose their class when ``change`` deletes a class row, as changes that put
+    the class back when the step is applied the other way.
+
+    Model output is written without an undo step, so a proposal of class C may exist that no
+    step knows of. Undoing "Add class C" (or redoing "Delete class C") deletes C and SQLite's
+    ON DELETE SET NULL unassigns the proposal; without these changes the opposite direction
+    would bring C back with the proposal still unassigned.
+    """
+    if not (isinstance(change, list) and len(change) == 4 and change[0] == "classes"
+            and isinstance(change[1], int) and (change[3] if redo else change[2]) is None):
+        return []
+    class_id = change[1]
+    ids = [r[0] for r in conn.execute("SELECT id FROM shapes WHERE class_id = ? ORDER BY id",
+                                      (class_id,))]
+    if redo:
+        return [["shapes", i, {"class_id": class_id}, {"class_id": None}] for i in ids]
+    return [["shapes", i, {"class_id": None}, {"class_id": class_id}] for i in ids]
+
+
+def _with_relinks(changes: list[Change], unlinked: dict[int, list[Change]], *,
+                  redo: bool) -> list[Change]:
+    """``changes`` with each class deletion's re-links placed where the opposite direction
+    applies them after the class is back (and this direction before it goes)."""
+    out: list[Change] = []
+    for i, change in enumerate(changes):
+        if redo:
+            out += unlinked.get(i, [])
+        out.append(change)
+        if not redo:
+            out += unlinked.get(i, [])
+    return out
 
 
 def _apply(conn: sqlite3.Connection, change: Any, *, redo: bool) -> None:
