@@ -10,6 +10,13 @@ is doing.
 
 Batch runs read the cache but do not write it: thousands of batch embeddings would evict the
 few the person is working with, and cost gigabytes of disk for images nobody may open.
+
+Memory: the ready-to-use table shares the cache's arrays (the encoding kept is rebuilt from the
+cache's stored copy) and holds only encodings the cache still holds in memory, plus the latest
+one per task (the image being worked on), so embeddings stay within the cache's memory cap
+plus that one. An entry read back from the cache is checked against the pack's declared
+encoder outputs (names, dtypes, fixed sizes, finite values); one that does not fit (written by
+an earlier export of the same pack id and version, or damaged) is dropped and encoded again.
 """
 
 from __future__ import annotations
@@ -28,14 +35,39 @@ from backend.ai.models import ModelManager
 from backend.ai.worker import BATCH, PREFETCH, InferenceWorker
 from backend.errors import FieldmarkError
 from backend.models.cache import EmbeddingCache
+from backend.models.runtime import declared_io
 from backend.models.segmenter import SegEncoding
 
 log = logging.getLogger(__name__)
 
 PREFETCH_COUNT = 2      # images after the current one encoded in the background
 _READY_ITEMS = 16       # ready-to-use encodings kept per task (the arrays live in the cache too)
+_ENCODER_GRAPH = {"segmenter": "encoder", "detector": "image_encoder"}  # what the cache holds
 
 Emit = Callable[[str, Any], None]
+
+
+def fitting_outputs(pack: Any, arrays: dict[str, np.ndarray]) -> list[str] | None:
+    """The encoder output names ``arrays`` holds as ``pack``'s manifest declares them (dtype,
+    rank, fixed sizes, finite values) plus a positive (h, w) ``original_size``; None if any
+    does not fit."""
+    graph = pack.manifest["io"]["graphs"].get(_ENCODER_GRAPH.get(pack.task, ""), {})
+    declared = graph.get("outputs") if isinstance(graph, dict) else None
+    size = arrays.get("original_size")
+    if not declared or not isinstance(size, np.ndarray) or size.shape != (2,) \
+            or size.dtype.kind not in "iu" or not bool((size > 0).all()):
+        return None
+    for name, spec in declared.items():
+        arr = arrays.get(name)
+        dtype, shape = declared_io(spec)
+        if not isinstance(arr, np.ndarray) or (dtype is not None and arr.dtype != np.dtype(dtype)):
+            return None
+        if shape is not None and (arr.ndim != len(shape) or any(
+                isinstance(want, int) and got != want for got, want in zip(arr.shape, shape, strict=True))):
+            return None
+        if arr.dtype.kind == "f" and not bool(np.isfinite(arr).all()):
+            return None
+    return list(declared)
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -83,38 +115,53 @@ class EncodingService:
         return EmbeddingCache.key(path, model.pack.source_tag, model.pack.task)
 
     def _remember(self, task: str, key: str, enc: Any) -> None:
+        cache = self.cache
         with self._lock:
             table = self._ready[task]
             table[key] = enc
             table.move_to_end(key)
             while len(table) > _READY_ITEMS:
                 table.popitem(last=False)
+            if cache is not None:  # what the cache let go of must not live on here
+                for k in list(table)[:-1]:
+                    if not cache.in_memory(k):
+                        del table[k]
 
     def peek(self, model: Any, path: Path) -> Any | None:
         """The encoding of ``path`` for ``model`` if one is cached (never runs the encoder)."""
         task = model.pack.task
         key = self.key(path, model)
+        cache = self.cache
         with self._lock:
             enc = self._ready[task].get(key)
             if enc is not None:
                 self._ready[task].move_to_end(key)
-                return enc
-        arrays = self.cache.get(key) if self.cache is not None else None
-        if arrays is None:
+        if enc is not None:
+            if cache is not None:
+                cache.touch(key)  # keep the cache's recency in step with real use
+            return enc
+        arrays = cache.get(key) if cache is not None else None
+        if arrays is None or cache is None:
             return None
         enc = self._from_arrays(model, key, arrays)
-        if enc is not None:
-            self._remember(task, key, enc)
+        if enc is None:
+            log.info("embedding cache: entry %s does not fit %s; encoding the image again",
+                     key[:12], model.pack.source_tag)
+            cache.discard(key)
+            return None
+        self._remember(task, key, enc)
         return enc
 
     @staticmethod
     def _from_arrays(model: Any, key: str, arrays: dict[str, np.ndarray]) -> Any | None:
-        size_arr = arrays.get("original_size")
-        if size_arr is None or size_arr.shape != (2,):
+        """The encoding held in ``arrays``, or None where they do not fit the pack."""
+        names = fitting_outputs(model.pack, arrays)
+        if names is None:
             return None
+        size_arr = arrays["original_size"]
         if model.pack.task == "segmenter":
             size = (int(size_arr[0]), int(size_arr[1]))
-            return SegEncoding(key, size, {k: a for k, a in arrays.items() if k != "original_size"})
+            return SegEncoding(key, size, {k: arrays[k] for k in names})
         # The detector derives boxes and per-patch terms from its raw outputs; its own cache path
         # needs the decoded image, which a cache hit should not have to pay for.
         return model.encoding_from_arrays(arrays, key)
@@ -134,10 +181,12 @@ class EncodingService:
         else:
             enc = SegEncoding(key, enc.original_size, enc.arrays)
         if priority != BATCH:
-            if self.cache is not None:
+            cache = self.cache
+            if cache is not None:
                 arrays = dict(enc.arrays)
                 arrays["original_size"] = np.asarray(enc.original_size, dtype=np.int64)
-                self.cache.put(key, arrays)
+                # Keep the cache's copy, not a second one of the same arrays.
+                enc = self._from_arrays(model, key, cache.put(key, arrays)) or enc
             self._remember(model.pack.task, key, enc)
         return enc
 

@@ -23,7 +23,15 @@ from typing import Any
 
 from backend import atomic
 from backend.errors import FieldmarkError, InvalidArgument, PackError
-from backend.models.pack import TASKS, Pack, install_pack, list_packs, load_pack, verify_pack
+from backend.models.pack import (
+    TASKS,
+    Pack,
+    install_pack,
+    list_packs,
+    load_pack,
+    release,
+    verify_pack,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,17 +109,41 @@ class ModelManager:
         return max(matches, key=lambda p: _version_key(p.version))
 
     def register(self, path: Path) -> Pack:
-        """Use a pack folder or .zip for this session without installing it (verified now)."""
+        """Use a pack folder or .zip for this session without installing it (verified now; a
+        zip stays unpacked in a temp folder until :meth:`close` or the end of the process)."""
         pack = load_pack(Path(path))
         with self._lock:
+            old = self._registered.get(pack.source_tag)
             self._registered[pack.source_tag] = pack
+        if old is not None and old.root != pack.root:
+            release(old)
         return pack
 
     def install(self, path: Path) -> Pack:
-        """Verify a pack (folder or .zip) and copy it into the packs folder."""
+        """Verify a pack (folder or .zip) and copy it into the packs folder.
+
+        Installing never changes which pack is active: where the active one was the automatic
+        choice (the first of its task), it becomes an explicit one, so a new pack that sorts
+        first does not take over unasked (and a broken one cannot replace a working one).
+        """
+        before = {t: self.active(t) for t in TASKS}
         pack = install_pack(Path(path), self.packs_dir)
+        with self._lock:
+            old = before.get(pack.task)
+            if self._state.get(pack.task, "auto") == "auto" and old is not None \
+                    and old.id != pack.id:
+                self._state[pack.task] = old.id
+                self._save_state()
         self._changed()
         return pack
+
+    def close(self) -> None:
+        """Unload every model and remove the temp folders of registered .zip packs."""
+        self.unload()
+        with self._lock:
+            registered, self._registered = list(self._registered.values()), {}
+        for pack in registered:
+            release(pack)
 
     # -- the active choice ----------------------------------------------------------------
 
@@ -137,15 +169,19 @@ class ModelManager:
         with self._lock:
             old = self.active(task)
             self._state[task] = None if pack is None else pack.id
-            if self.state_path is not None:
-                try:
-                    atomic.write_json(Path(self.state_path), self._state)
-                except OSError as exc:
-                    log.warning("could not save %s: %s", self.state_path, exc)
+            self._save_state()
             if old is not None and (pack is None or old.source_tag != pack.source_tag):
                 self._drop(old.source_tag)  # free the memory of the one we leave
         self._changed()
         return pack
+
+    def _save_state(self) -> None:
+        if self.state_path is None:
+            return
+        try:
+            atomic.write_json(Path(self.state_path), self._state)
+        except OSError as exc:
+            log.warning("could not save %s: %s", self.state_path, exc)
 
     # -- loaded models --------------------------------------------------------------------
 

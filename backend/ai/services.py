@@ -26,6 +26,7 @@ from backend.ai.segmentation import SegmentationService
 from backend.ai.worker import InferenceWorker
 from backend.jobs.runner import Cancelled, JobContext, JobRunner
 from backend.models.cache import EmbeddingCache
+from backend.models.interrupt import Interruptible
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class AiServices:
                  state_path: Path | None = None, cache_dir: Path | None = None,
                  threads: int | None = None, prefetch_count: int | None = None) -> None:
         self.emit = emit
-        self.worker = InferenceWorker()
+        self.worker = InferenceWorker(interruptible=Interruptible)  # a click stops background passes
         self.models = ModelManager(packs_dir, bundled_dir, state_path, threads=threads,
                                    on_change=self._models_changed)
         self.encodings = EncodingService(self.models, self.worker,
@@ -155,3 +156,4 @@ class AiServices:
         self.jobs.shutdown(wait=False)
         self.encodings.shutdown()
         self.worker.shutdown(wait=False)
+        self.models.close()  # unpacked .zip packs of this session go now, not at exit

@@ -7,8 +7,12 @@ here, highest priority first, in submission order within a priority:
 ``INTERACTIVE`` (a click, "try on this image") > ``PREFETCH`` (encoding the next images ahead)
 > ``BATCH`` (a run over many images).
 
-A pass that has started is never interrupted: an interactive task waits at most for the pass in
-progress. Batch runs therefore hand the worker one image at a time, never a backlog (ADR 0006).
+An interactive task does not wait for a prefetch or batch pass in progress: with an
+``interruptible`` factory (``backend.models.interrupt.Interruptible``) that pass is stopped
+between two graph nodes and queued again, in its old place, to run after the interactive one
+(ADR 0009). Re-running costs the work already done, but those passes are background work, and a
+person's click is what must feel instant. Tasks are model passes without side effects, so running
+one again is safe. Batch runs hand the worker one image at a time, never a backlog (ADR 0006).
 """
 
 from __future__ import annotations
@@ -19,15 +23,27 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any, TypeVar
+from concurrent.futures import CancelledError, Future
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar
+
+from backend.models.interrupt import Interrupted
 
 log = logging.getLogger(__name__)
 
 INTERACTIVE, PREFETCH, BATCH = 0, 1, 2
 PRIORITY_NAMES = {INTERACTIVE: "interactive", PREFETCH: "prefetch", BATCH: "batch"}
 
+INTERRUPTIBLE = frozenset({PREFETCH, BATCH})
+
 T = TypeVar("T")
+
+
+class Stoppable(Protocol):
+    def interrupt(self) -> None: ...
+
+
+Interruptible = Callable[[], AbstractContextManager[Stoppable]]
 
 
 class WorkerClosed(RuntimeError):
@@ -37,8 +53,11 @@ class WorkerClosed(RuntimeError):
 class InferenceWorker:
     """A priority queue in front of one daemon thread (started on first use)."""
 
-    def __init__(self, name: str = "inference") -> None:
+    def __init__(self, name: str = "inference", interruptible: Interruptible | None = None) -> None:
         self.name = name
+        self._interruptible = interruptible
+        self._stoppable: Stoppable | None = None  # the running background pass, when stoppable
+        self.interruptions = 0                    # background passes stopped for a click
         self._heap: list[tuple[int, int, Future[Any], Callable[[], Any]]] = []
         self._cond = threading.Condition()
         self._seq = itertools.count()
@@ -60,6 +79,8 @@ class InferenceWorker:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
                 self._thread.start()
+            if priority == INTERACTIVE and self._stoppable is not None:
+                self._stoppable.interrupt()
             self._cond.notify()
         return future
 
@@ -72,7 +93,16 @@ class InferenceWorker:
     def cancel_queued(self, priority: int) -> int:
         """Cancel the tasks of ``priority`` that have not started; returns how many."""
         with self._cond:
-            n = sum(1 for p, _, f, _ in self._heap if p == priority and f.cancel())
+            n = 0
+            for entry in [e for e in self._heap if e[0] == priority]:
+                future = entry[2]
+                if future.cancel():
+                    n += 1
+                elif not future.done():  # interrupted earlier, waiting to run again
+                    self._heap.remove(entry)
+                    future.set_exception(CancelledError())
+                    n += 1
+            heapq.heapify(self._heap)
         return n
 
     def pending(self) -> dict[str, int]:
@@ -87,26 +117,50 @@ class InferenceWorker:
                     self._cond.wait()
                 if not self._heap:
                     return
-                priority, _, future, call = heapq.heappop(self._heap)
-            if not future.set_running_or_notify_cancel():
+                entry = heapq.heappop(self._heap)
+            priority, _, future, call = entry
+            if not future.running() and not future.set_running_or_notify_cancel():
                 continue
             self.running = priority
             try:
-                result = call()
+                result = self._call(priority, call)
+            except Interrupted:
+                with self._cond:  # back in its old place: after the urgent task, before later ones
+                    self.interruptions += 1
+                    if self._closed:
+                        future.set_exception(WorkerClosed("the inference worker is shut down"))
+                    else:
+                        heapq.heappush(self._heap, entry)
+                continue
             except BaseException as exc:  # noqa: BLE001 — handed to the waiting caller
                 future.set_exception(exc)
             else:
                 future.set_result(result)
             finally:
                 self.running = None
-                self.passes[priority] += 1
+            self.passes[priority] += 1
+
+    def _call(self, priority: int, call: Callable[[], Any]) -> Any:
+        if self._interruptible is None or priority not in INTERRUPTIBLE:
+            return call()
+        with self._interruptible() as handle:
+            with self._cond:
+                self._stoppable = handle
+                if self._heap and self._heap[0][0] == INTERACTIVE:
+                    handle.interrupt()  # queued while this one was being picked: stop at once
+            try:
+                return call()
+            finally:
+                with self._cond:
+                    self._stoppable = None
 
     def shutdown(self, wait: bool = True) -> None:
         """Cancel what is queued, let the running pass finish, stop the thread."""
         with self._cond:
             self._closed = True
             for _, _, future, _ in self._heap:
-                future.cancel()
+                if not future.cancel():  # an interrupted pass waiting to run again
+                    future.set_exception(WorkerClosed("the inference worker is shut down"))
             self._heap.clear()
             self._cond.notify_all()
             thread = self._thread

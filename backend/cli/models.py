@@ -68,16 +68,18 @@ def add_parser(subparsers: Any) -> None:
 
     p = sub.add_parser("verify", help="check a pack's files against its checksums",
                        description="Check a pack folder or .zip (or an installed pack, by id) "
-                                   "against the sha256 checksums in its manifest. Without PATH, "
-                                   "verify every installed pack.")
+                                   "against the sha256 checksums in its manifest, and that each "
+                                   "ONNX graph loads and has the inputs and outputs the manifest "
+                                   "declares. Without PATH, verify every installed pack.")
     p.add_argument("path", nargs="?", metavar="PATH",
                    help="pack folder, .zip, or the id of an installed pack")
     _common(p)
 
     p = sub.add_parser("install", help="verify a pack and copy it into the packs folder",
-                       description="Verify a pack folder or .zip and copy it into the packs "
-                                   "folder. Installing the same id and version again replaces "
-                                   "the installed copy.")
+                       description="Verify a pack folder or .zip (checksums and graphs, as "
+                                   "'verify') and copy it into the packs folder. Installing the "
+                                   "same id and version again replaces the installed copy once "
+                                   "the new one is complete; a refused pack changes nothing.")
     p.add_argument("path", metavar="PATH", help="pack folder or .zip to install")
     _common(p)
 
@@ -162,7 +164,10 @@ def _verify(args: argparse.Namespace, out: Any) -> int:
     results: list[dict[str, Any]] = []
     for t in targets:
         try:
-            pk = packs.load_pack(t, verify=True)
+            # Checksums, then whether each graph loads and matches the manifest; a .zip is
+            # unpacked into a temp folder that is gone when the check ends.
+            with packs.opened_pack(t, verify=True) as pk:
+                packs.check_graphs(pk)
             results.append({"path": str(t), "ok": True, "id": pk.id, "version": pk.version})
         except PackError as exc:
             results.append({"path": str(t), "ok": False, "error": exc.message})

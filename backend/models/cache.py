@@ -161,8 +161,29 @@ class EmbeddingCache:
             self._remember(key, entry)
             return dict(entry)
 
-    def put(self, key: str, arrays: dict[str, np.ndarray]) -> None:
-        """Store a copy of ``arrays`` in memory and on disk (numeric arrays only, no objects)."""
+    def touch(self, key: str) -> None:
+        """Mark an entry as just used (callers that keep their own reference to it)."""
+        with self._lock:
+            if key in self._mem:
+                self._mem.move_to_end(key)
+
+    def in_memory(self, key: str) -> bool:
+        with self._lock:
+            return key in self._mem
+
+    def discard(self, key: str) -> None:
+        """Forget one entry, in memory and on disk (a caller found it unusable)."""
+        self._check_key(key)
+        with self._lock:
+            old = self._mem.pop(key, None)
+            if old is not None:
+                self._mem_bytes -= _nbytes(old)
+        if self.disk_dir is not None:
+            self._delete(key)
+
+    def put(self, key: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Store a copy of ``arrays`` in memory and on disk (numeric arrays only, no objects);
+        returns the stored, read-only copy, so a caller can keep that one instead of a second."""
         self._check_key(key)
         if not isinstance(arrays, dict) or not arrays:
             raise InvalidArgument("a cache entry must be a non-empty dict of arrays.",
@@ -181,11 +202,8 @@ class EmbeddingCache:
         with self._lock:
             self._remember(key, entry)
         if self.disk_dir is not None and _nbytes(entry) <= self.disk_cap:
-            size = self._write(key, entry)
-            if size is not None:
-                with self._lock:
-                    self._disk[key] = size
-                    self._evict_disk()
+            self._write(key, entry)
+        return dict(entry)
 
     def _remember(self, key: str, entry: dict[str, np.ndarray]) -> None:
         size = _nbytes(entry)
@@ -213,7 +231,16 @@ class EmbeddingCache:
                     with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
                         np.lib.format.write_array(member, arr, allow_pickle=False)
             size = os.path.getsize(tmp)
+            if size > self.disk_cap:        # headers tipped it over: memory only, like a big one
+                os.unlink(tmp)
+                return None
+            # Make room before the file counts, so the folder never holds more than the cap
+            # (the temp file aside); once more after, for writers that raced with this one.
+            self._evict_disk(reserve=size, replacing=key)
             os.replace(tmp, target)
+            with self._lock:
+                self._disk[key] = size
+            self._evict_disk()
             return size
         except OSError as exc:          # disk full, read-only: the cache just stays in memory
             log.warning("embedding cache: could not write %s: %s", target, exc)
@@ -238,7 +265,8 @@ class EmbeddingCache:
             with self._lock:
                 self._disk.pop(key, None)
             return None
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, EOFError, KeyError, MemoryError, zipfile.BadZipFile) as exc:
+            # MemoryError: a damaged .npy header can declare an absurd shape.
             log.warning("embedding cache: dropping unreadable %s: %s", path, exc)
             self._delete(key)
             return None
@@ -261,7 +289,8 @@ class EmbeddingCache:
             pass
 
     def _rescan(self) -> list[tuple[float, str, int]]:
-        """Re-read the folder (other app instances may share it); returns (mtime, key, size)."""
+        """Re-read the folder (other app instances may share it); returns (mtime, key, size).
+        Runs outside the lock where it can: a slow disk must not block memory hits."""
         if self.disk_dir is None:
             return []
         found: list[tuple[float, str, int]] = []
@@ -285,7 +314,8 @@ class EmbeddingCache:
             key = name[: -len(_SUFFIX)] if name.endswith(_SUFFIX) else ""
             if _KEY_RE.match(key):
                 found.append((st.st_mtime, key, st.st_size))
-        self._disk = {k: s for _, k, s in found}
+        with self._lock:
+            self._disk = {k: s for _, k, s in found}
         return found
 
     # -- eviction -----------------------------------------------------------------------------
@@ -295,11 +325,15 @@ class EmbeddingCache:
             _, entry = self._mem.popitem(last=False)
             self._mem_bytes -= _nbytes(entry)
 
-    def _evict_disk(self) -> None:
-        if self.disk_dir is None or sum(self._disk.values()) <= self.disk_cap:
+    def _evict_disk(self, reserve: int = 0, replacing: str | None = None) -> None:
+        """Delete the least recently used files until the folder plus ``reserve`` bytes (a file
+        about to replace ``replacing``'s) fits the cap. The folder is measured as it is now, not
+        from this instance's index: another app instance (or the ``autolabel`` command) may be
+        filling it too."""
+        if self.disk_dir is None:
             return
-        found = sorted(self._rescan())
-        total = sum(size for _, _, size in found)
+        found = sorted(f for f in self._rescan() if f[1] != replacing)
+        total = sum(size for _, _, size in found) + reserve
         for _, key, size in found:
             if total <= self.disk_cap:
                 break

@@ -23,18 +23,26 @@ Manifest fields (schema 1)::
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
+import logging
+import os
 import re
 import shutil
 import tempfile
+import threading
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from backend import atomic
 from backend.errors import PackError
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
@@ -163,8 +171,9 @@ def read_manifest(root: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PackError(f"The manifest of the model pack at '{root}' is not valid JSON ({exc}).",
-                        detail={"pack": str(root)}) from exc
+        raise PackError(f"'{path}', the manifest of a model pack, is not valid JSON ({exc}). "
+                        "Copy the pack again, or re-export it with build_scripts/export_models.py.",
+                        detail={"pack": str(root), "file": MANIFEST}) from exc
     _check_manifest(manifest, root)
     return manifest
 
@@ -186,36 +195,143 @@ def verify_pack(root: Path, *, hashes: bool = True) -> Pack:
     return Pack(root=root, manifest=manifest)
 
 
+_UNPACK_PREFIX = "fieldmark-pack-"
+_UNPACK_MARGIN = 64 << 20        # free space left over after unpacking a zip
+_MAX_ZIP_ENTRIES = 10_000
+_unpacked: set[Path] = set()     # temp folders this process unpacked zips into
+_unpacked_lock = threading.Lock()
+
+
 def _extract_zip(zip_path: Path, dest: Path) -> Path:
-    """Extract safely: refuse absolute paths, ``..`` and links; return the pack folder inside."""
+    """Extract safely: refuse absolute paths, ``..``, links and archives that would not fit on
+    the disk (sizes declared by the archive, which zipfile enforces while extracting); return
+    the pack folder inside."""
     try:
         zf = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise PackError(f"'{zip_path}' is not a readable .zip model pack ({exc}).",
+        raise PackError(f"'{zip_path}' is not a readable .zip model pack ({exc}). Make the .zip "
+                        "again, or install the pack folder instead.",
                         detail={"pack": str(zip_path)}) from exc
     with zf:
-        for info in zf.infolist():
+        infos = zf.infolist()
+        for info in infos:
             p = PurePosixPath(info.filename.replace("\\", "/"))
             if p.is_absolute() or ".." in p.parts or (info.external_attr >> 16) & 0o170000 == 0o120000:
                 raise PackError(f"Refused the model pack '{zip_path}': it contains the unsafe "
-                                f"path '{info.filename}'.", detail={"pack": str(zip_path)})
-        zf.extractall(dest)
+                                f"path '{info.filename}'. Only use packs from a source you trust.",
+                                detail={"pack": str(zip_path), "file": info.filename})
+        needed = sum(i.file_size for i in infos)
+        free = shutil.disk_usage(dest).free
+        if len(infos) > _MAX_ZIP_ENTRIES or needed + _UNPACK_MARGIN > free:
+            raise PackError(f"Refused the model pack '{zip_path}': unpacking it needs "
+                            f"{needed / 2**30:.1f} GB in {len(infos)} files and only "
+                            f"{free / 2**30:.1f} GB is free in '{dest}'. Free some disk space, or "
+                            "check that the .zip really is a model pack.",
+                            detail={"pack": str(zip_path), "bytes": needed, "free": free})
+        try:
+            zf.extractall(dest)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, RuntimeError,
+                NotImplementedError) as exc:  # CRC, truncated member, encrypted, odd method
+            raise PackError(f"The .zip model pack '{zip_path}' is damaged or cannot be unpacked "
+                            f"({exc}). Copy or download it again.",
+                            detail={"pack": str(zip_path)}) from exc
     manifests = sorted(dest.rglob(MANIFEST), key=lambda p: len(p.parts))
     if not manifests:
-        raise PackError(f"'{zip_path}' holds no {MANIFEST}; it is not a model pack.",
+        raise PackError(f"'{zip_path}' holds no {MANIFEST}; it is not a model pack. Choose the "
+                        ".zip made from a pack folder by build_scripts/export_models.py.",
                         detail={"pack": str(zip_path)})
     return manifests[0].parent
 
 
+def _remove_unpacked() -> None:
+    with _unpacked_lock:
+        folders = list(_unpacked)
+        _unpacked.clear()
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+atexit.register(_remove_unpacked)
+
+
+def _sweep_orphans(tmp_root: Path) -> None:
+    """Remove unpacked zips left by Fieldmark processes that died without cleaning up (a crash,
+    ``os._exit``). The folder name carries the owner's pid; only POSIX can ask whether a pid
+    lives without side effects (``os.kill(pid, 0)`` on Windows would end that process)."""
+    if os.name != "posix":
+        return
+    try:
+        names = os.listdir(tmp_root)
+    except OSError:
+        return
+    for name in names:
+        m = re.fullmatch(re.escape(_UNPACK_PREFIX) + r"(\d+)-.*", name)
+        if m is None or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            log.info("removing %s, left by a Fieldmark process that ended", tmp_root / name)
+            shutil.rmtree(tmp_root / name, ignore_errors=True)
+        except OSError:
+            pass                                  # alive, owned by someone else
+
+
+def release(pack: Pack) -> None:
+    """Delete the temp folder a .zip pack was unpacked into (no-op for folders and for zips
+    unpacked into a caller's ``unpack_dir``). Sessions already created keep working: the
+    runtime reads a graph completely when it creates a session."""
+    root = Path(pack.root)
+    with _unpacked_lock:
+        owner = next((d for d in _unpacked if d == root or d in root.parents), None)
+        if owner is not None:
+            _unpacked.discard(owner)
+    if owner is not None:
+        shutil.rmtree(owner, ignore_errors=True)
+
+
 def load_pack(path: Path, *, verify: bool = True, unpack_dir: Path | None = None) -> Pack:
-    """Open a pack folder or .zip. Zips are extracted into ``unpack_dir`` (or a temp folder)."""
+    """Open a pack folder or .zip. A zip is extracted into ``unpack_dir`` when given (the
+    caller removes it), else into a temp folder that :func:`release` or the end of the process
+    removes. Nothing is left behind when the pack is refused."""
     path = Path(path)
     if not path.exists():
-        raise PackError(f"No model pack at '{path}'.", detail={"pack": str(path)})
-    if path.is_file() and path.suffix.lower() == ".zip":
-        dest = Path(tempfile.mkdtemp(prefix="fieldmark-pack-", dir=unpack_dir))
-        path = _extract_zip(path, dest)
-    return verify_pack(path, hashes=verify)
+        raise PackError(f"No model pack at '{path}'. Check the path.", detail={"pack": str(path)})
+    if not (path.is_file() and path.suffix.lower() == ".zip"):
+        return verify_pack(path, hashes=verify)
+    if unpack_dir is None:
+        _sweep_orphans(Path(tempfile.gettempdir()))
+    dest = Path(tempfile.mkdtemp(prefix=f"{_UNPACK_PREFIX}{os.getpid()}-", dir=unpack_dir))
+    if unpack_dir is None:
+        with _unpacked_lock:
+            _unpacked.add(dest)
+    try:
+        return verify_pack(_extract_zip(path, dest), hashes=verify)
+    except BaseException:
+        with _unpacked_lock:
+            _unpacked.discard(dest)
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+
+
+@contextmanager
+def opened_pack(path: Path, *, verify: bool = True) -> Iterator[Pack]:
+    """``load_pack`` for the length of a ``with`` block: an unpacked zip is removed after."""
+    pack = load_pack(path, verify=verify)
+    try:
+        yield pack
+    finally:
+        release(pack)
+
+
+def check_graphs(pack: Pack) -> None:
+    """What checksums cannot tell: every graph loads in onnxruntime and has the inputs and
+    outputs (names, element types, fixed sizes) its manifest declares. Costs one session
+    creation per graph (without optimizations): done when installing, not on every start."""
+    from backend.models.runtime import check_graph  # deferred: imports onnxruntime
+
+    for name, spec in pack.manifest["io"]["graphs"].items():
+        check_graph(pack.root / spec["file"], spec, pack=pack.id, graph=name)
 
 
 def write_pack(out_dir: Path, manifest: dict[str, Any]) -> Pack:
@@ -247,18 +363,30 @@ def zip_pack(pack_dir: Path, zip_path: Path) -> Path:
 
 
 def install_pack(src: Path, packs_dir: Path) -> Pack:
-    """Verify ``src`` (folder or zip) and copy it to ``packs_dir/<id>-<version>`` atomically."""
+    """Verify ``src`` (folder or zip: checksums and graphs) and copy it to
+    ``packs_dir/<id>-<version>``. The installed copy is replaced only once the new one is
+    complete, so a refused or failed install leaves what was there."""
     packs_dir = Path(packs_dir)
     packs_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=packs_dir, prefix=".unpack-") as tmp:
         pack = load_pack(src, unpack_dir=Path(tmp))
+        check_graphs(pack)
         dest = packs_dir / f"{pack.id}-{pack.version}"
         staging = packs_dir / f".{dest.name}.installing"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(pack.root, staging)
-        if dest.exists():
-            shutil.rmtree(dest)
-        staging.replace(dest)
+        old = packs_dir / f".{dest.name}.replaced"
+        for leftover in (staging, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+        try:
+            shutil.copytree(pack.root, staging)
+            if dest.exists():
+                dest.replace(old)
+            staging.replace(dest)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            if old.exists() and not dest.exists():
+                old.replace(dest)                 # put the previous copy back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
     return verify_pack(dest, hashes=False)
 
 

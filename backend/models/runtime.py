@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.errors import PackError
+from backend.models import interrupt
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,12 @@ class Session:
     path: Path | None = None
 
     def run(self, feeds: dict[str, Any], outputs: list[str] | None = None) -> list[Any]:
-        return self.inner.run(outputs, feeds)
+        options = interrupt.run_options()  # set while a background pass may be stopped
+        try:
+            return self.inner.run(outputs, feeds, options)
+        except Exception as exc:
+            interrupt.check(options, exc)
+            raise
 
     @property
     def input_names(self) -> list[str]:
@@ -89,6 +95,71 @@ def create_session(path: Path, *, providers: tuple[str, ...] | None = None,
                     + "; ".join(f"{k}: {v}" for k, v in fallbacks.items())
                     + ". The file may be corrupt; re-install the model pack.",
                     detail={"file": str(path), "providers": fallbacks})
+
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+              "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8",
+              "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+
+
+def declared_io(value: Any) -> tuple[str | None, list[Any] | None]:
+    """(dtype, shape) of a manifest's input/output entry: ``{"dtype", "shape"}`` or a shape."""
+    if isinstance(value, dict):
+        shape = value.get("shape")
+        return value.get("dtype"), list(shape) if isinstance(shape, list) else None
+    return None, list(value) if isinstance(value, list) else None
+
+
+def _mismatch(kind: str, name: str, arg: Any, value: Any) -> str | None:
+    dtype, shape = declared_io(value)
+    actual = _ORT_TYPES.get(arg.type)
+    if dtype is not None and actual is not None and dtype != actual:
+        return f"{kind} '{name}' is {actual}, the manifest says {dtype}"
+    got = list(arg.shape) if arg.shape is not None else None
+    if shape is None or got is None:
+        return None
+    # Named (symbolic) sizes vary at run time; only two fixed sizes can disagree.
+    if len(got) != len(shape) or any(isinstance(a, int) and isinstance(b, int) and a != b
+                                     for a, b in zip(got, shape, strict=True)):
+        return f"{kind} '{name}' has shape {got}, the manifest says {shape}"
+    return None
+
+
+def check_graph(path: Path, spec: dict[str, Any], *, pack: str, graph: str) -> None:
+    """Load ``path`` on the CPU (no optimizations: only whether it loads and what it takes)
+    and compare its inputs and outputs with the manifest's ``spec``; PackError if they differ."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    detail = {"pack": pack, "graph": graph, "file": str(path)}
+    try:
+        sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 — onnxruntime raises its own types for bad files
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PackError(f"Model pack '{pack}': the {graph} graph '{Path(path).name}' cannot be "
+                        f"loaded ({why}). The file is damaged or not an ONNX model; copy the "
+                        "pack again or re-export it with build_scripts/export_models.py.",
+                        detail={**detail, "reason": why}) from exc
+    inputs = {a.name: a for a in sess.get_inputs()}
+    outputs = {a.name: a for a in sess.get_outputs()}
+    declared_in = spec.get("inputs") or {}
+    declared_out = spec.get("outputs") or {}
+    problems = [f"it takes input '{n}' that the manifest does not declare"
+                for n in inputs if n not in declared_in]
+    problems += [f"it has no {kind} '{n}' that the manifest declares"
+                 for kind, declared, actual in (("input", declared_in, inputs),
+                                                ("output", declared_out, outputs))
+                 for n in declared if n not in actual]
+    for kind, declared, actual in (("input", declared_in, inputs), ("output", declared_out, outputs)):
+        problems += [m for n, v in declared.items() if n in actual
+                     and (m := _mismatch(kind, n, actual[n], v)) is not None]
+    if problems:
+        raise PackError(f"Model pack '{pack}': the {graph} graph '{Path(path).name}' does not match "
+                        f"its manifest: {'; '.join(problems[:3])}. The pack mixes files of "
+                        "different models; re-export it with build_scripts/export_models.py.",
+                        detail={**detail, "problems": problems})
 
 
 def provider_report() -> dict[str, Any]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from backend.ai.worker import BATCH, INTERACTIVE, PREFETCH, InferenceWorker, WorkerClosed
@@ -91,3 +94,108 @@ def test_shutdown_cancels_what_is_queued() -> None:
     with pytest.raises(WorkerClosed):
         worker.submit(INTERACTIVE, lambda: 1)
     release.set()  # the pass in progress finishes normally
+
+
+# -- a click stops a background pass (real onnxruntime) ------------------------------------------
+
+def _slow_graph(path: Path, layers: int = 400, size: int = 256) -> Path:
+    """A chain of MatMul+Tanh nodes: long enough to interrupt between nodes, cheap to build."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array((rng.standard_normal((size, size)) / np.sqrt(size)).astype(np.float32), "w")
+    nodes, prev = [], "x"
+    for i in range(layers):
+        nodes += [helper.make_node("MatMul", [prev, "w"], [f"m{i}"]),
+                  helper.make_node("Tanh", [f"m{i}"], [f"t{i}"])]
+        prev = f"t{i}"
+    nodes.append(helper.make_node("Identity", [prev], ["y"]))
+    graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [size, size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size, size])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_a_click_stops_the_background_pass_which_then_runs_again(tmp_path: Path) -> None:
+    from backend.models.interrupt import Interruptible
+    from backend.models.runtime import create_session
+
+    session = create_session(_slow_graph(tmp_path / "slow.onnx"), threads=1)
+    x = np.eye(256, dtype=np.float32)
+    expected = session.run({"x": x})[0]
+    worker = InferenceWorker(interruptible=Interruptible)
+    order: list[str] = []
+    started = threading.Event()
+
+    def background() -> np.ndarray:
+        started.set()
+        out = session.run({"x": x})[0]
+        order.append("background")
+        return out
+
+    try:
+        slow = worker.submit(PREFETCH, background)
+        assert started.wait(TIMEOUT)
+        click = worker.submit(INTERACTIVE, lambda: order.append("click") or "mask")
+        assert click.result(TIMEOUT) == "mask"
+        # The click did not wait for the whole background pass: it was stopped and run again,
+        # and its caller still gets the right answer.
+        np.testing.assert_array_equal(slow.result(TIMEOUT), expected)
+        assert order == ["click", "background"]
+        assert worker.interruptions >= 1
+        assert worker.passes[PREFETCH] == 1 and worker.passes[INTERACTIVE] == 1
+    finally:
+        worker.shutdown()
+
+
+def test_without_interruption_a_click_waits_for_the_pass_in_progress(tmp_path: Path) -> None:
+    from backend.models.runtime import create_session
+
+    session = create_session(_slow_graph(tmp_path / "slow.onnx", layers=100), threads=1)
+    x = np.eye(256, dtype=np.float32)
+    worker = InferenceWorker()  # no interruptible factory: passes are never stopped
+    order: list[str] = []
+    started = threading.Event()
+
+    def background() -> None:
+        started.set()
+        session.run({"x": x})
+        order.append("background")
+
+    try:
+        slow = worker.submit(PREFETCH, background)
+        assert started.wait(TIMEOUT)
+        worker.run(INTERACTIVE, lambda: order.append("click"))
+        slow.result(TIMEOUT)
+        assert order == ["background", "click"] and worker.interruptions == 0
+    finally:
+        worker.shutdown()
+
+
+def test_an_interrupted_pass_can_still_be_dropped_or_shut_down(tmp_path: Path) -> None:
+    from backend.models.interrupt import Interruptible
+    from backend.models.runtime import create_session
+
+    session = create_session(_slow_graph(tmp_path / "slow.onnx"), threads=1)
+    x = np.eye(256, dtype=np.float32)
+    worker = InferenceWorker(interruptible=Interruptible)
+    started, release = threading.Event(), threading.Event()
+    try:
+        stale = worker.submit(PREFETCH, lambda: (started.set(), session.run({"x": x})))
+        assert started.wait(TIMEOUT)
+        # The click holds the worker until released, so the stopped pass waits in the queue.
+        click = worker.submit(INTERACTIVE, lambda: release.wait(TIMEOUT))
+        for _ in range(TIMEOUT * 100):
+            if worker.interruptions:
+                break
+            time.sleep(0.01)
+        assert worker.cancel_queued(PREFETCH) == 1  # the person moved on to another image
+        release.set()
+        assert click.result(TIMEOUT) is True
+        with pytest.raises(CancelledError):
+            stale.result(TIMEOUT)
+    finally:
+        worker.shutdown()
