@@ -24,6 +24,8 @@ import resource
 import shutil
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -89,6 +91,56 @@ def m_click(quick: bool, tiny: bool) -> list[Row]:
                 note=f"SAM 2.1 hiera-tiny int8 (default), Api.call + job, 1600x1200, {n} clicks; "
                 "random weights give speckle masks, so polygon tracing costs more than with "
                 "real masks (ADR 0008)", first_encode_s=r["first_encode_s"])]
+
+
+def m_first_mask(quick: bool, tiny: bool) -> list[Row]:
+    """New image -> first mask, as the page does it: ``segment.prepare`` then ``segment.click``.
+
+    ``cold``: an image nobody encoded (decode + encoder + decoder + polygons). ``prefetched``:
+    the next image after one the person worked on, once the background pre-encoding of it has
+    reported ``encode.ready`` (what a labeler stepping through a folder gets).
+    """
+    import bench_ai
+
+    n = 3 if quick else 6
+    with workdir("first-mask") as root:
+        h = bench_ai.Harness(root, 2 * n + 1, (1200, 1600))
+        ready: set[int] = set()
+        cond = threading.Condition()
+
+        def on_event(name: str, payload: Any) -> None:
+            if name == "encode.ready":
+                with cond:
+                    ready.add(payload["image_id"])
+                    cond.notify_all()
+
+        h.api.listeners.append(on_event)
+
+        def first_mask(image: int) -> float:
+            t = time.perf_counter()
+            h.job("segment.prepare", {"image_id": image})
+            h.job("segment.click", {"image_id": image, "points": [[800.0, 600.0, 1]]})
+            return (time.perf_counter() - t) * 1000
+
+        try:
+            h.install(seg_pack_path())
+            cold_ids, warm_ids = h.images[:n], h.images[n:]
+            first_mask(h.images[-1])  # session creation is not "a new image"
+            # Last to first: the prefetch after each image only finds images already encoded.
+            cold = [first_mask(i) for i in reversed(cold_ids)]
+            first_mask(warm_ids[0])
+            warm = []
+            for i in warm_ids[1:-1]:
+                with cond:
+                    if not cond.wait_for(lambda i=i: i in ready, 600):
+                        raise RuntimeError(f"image {i} was never pre-encoded")
+                warm.append(first_mask(i))
+        finally:
+            h.close()
+    note = "SAM 2.1 hiera-tiny int8 (default), 1600x1200 JPEG, segment.prepare + segment.click"
+    return [row("first_mask_cold", "ms", cold, note=f"{note}; image never encoded"),
+            row("first_mask_prefetched", "ms", warm,
+                note=f"{note}; next image after encode.ready from the background pre-encoding")]
 
 
 def m_rescore(quick: bool, tiny: bool) -> list[Row]:
@@ -355,6 +407,7 @@ def m_peak_memory(quick: bool, tiny: bool) -> list[Row]:
 MEASURES: dict[str, tuple[str, Callable[[bool, bool], list[Row]]]] = {
     "click": ("click -> polygon through the bridge (Api.call + job), default segmenter", m_click),
     "segmenter_encode": ("default segmenter encode vs transformers PyTorch", m_segmenter_encode),
+    "first_mask": ("new image -> first mask (cold, and pre-encoded in background)", m_first_mask),
     "rescore": ("prompt / threshold change -> re-scored proposals (cached embedding)", m_rescore),
     "detector_encode": ("default detector encode vs transformers PyTorch forward", m_detector_encode),
     "batch": ("batch auto-label throughput vs the encoder-only bound", m_batch),

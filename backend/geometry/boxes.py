@@ -58,10 +58,37 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
         raise InvalidArgument(f"iou_threshold must be a number, got {iou_threshold!r}.")
     order = np.argsort(-s, kind="stable")
     b = b[order]
+    keep = _greedy_matrix(b, float(iou_threshold)) if b.shape[0] <= _MATRIX_MAX else \
+        _greedy_rows(b, float(iou_threshold))
+    return order[np.asarray(keep, dtype=np.int64)].astype(np.int64)
+
+
+# Up to this many boxes NMS builds the whole N x N "overlaps too much" matrix (1 MB of bools at
+# 1,024) in a few vectorized passes, then walks only the boxes that overlap a later one: most
+# proposals overlap nothing and cost nothing. A detector's proposals per class at a usable
+# threshold are in this range; the row-by-row walk keeps memory O(N) for anything larger.
+_MATRIX_MAX = 1024
+
+
+def _greedy_matrix(b: np.ndarray, thr: float) -> list[int]:
+    x0, y0, x1, y1 = (b[:, k] for k in range(4))
+    iw = np.clip(np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None]), 0, None)
+    ih = np.clip(np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None]), 0, None)
+    inter = iw * ih
+    area = (x1 - x0) * (y1 - y0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        over = np.triu(inter / (area[:, None] + area[None] - inter) > thr, 1)  # NaN: no overlap
+    alive = np.ones(b.shape[0], dtype=bool)
+    for i in np.flatnonzero(over.any(axis=1)).tolist():
+        if alive[i]:
+            alive &= ~over[i]
+    return np.flatnonzero(alive).tolist()
+
+
+def _greedy_rows(b: np.ndarray, thr: float) -> list[int]:
     areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     alive = np.ones(b.shape[0], dtype=bool)
     keep: list[int] = []
-    # One vectorized pass per kept box: O(N * kept), and memory O(N) rather than an N x N matrix.
     for i in range(b.shape[0]):
         if not alive[i]:
             continue
@@ -74,8 +101,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
         inter = np.clip(w, 0, None) * np.clip(h, 0, None)
         with np.errstate(divide="ignore", invalid="ignore"):
             iou = inter / (areas[i] + areas[rest] - inter)
-        alive[rest[iou > iou_threshold]] = False  # NaN compares False: kept, as torchvision
-    return order[np.asarray(keep, dtype=np.int64)].astype(np.int64)
+        alive[rest[iou > thr]] = False  # NaN compares False: kept, as torchvision
+    return keep
 
 
 def center_to_corners(boxes: np.ndarray) -> np.ndarray:

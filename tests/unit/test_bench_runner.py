@@ -27,7 +27,7 @@ def test_list_names_every_measure_of_the_issue() -> None:
     proc = _run("--list")
     assert proc.returncode == 0, proc.stderr
     names = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
-    assert names == {"click", "segmenter_encode", "rescore", "detector_encode", "batch",
+    assert names == {"click", "segmenter_encode", "first_mask", "rescore", "detector_encode", "batch",
                      "open_folder", "frame_time", "coco_export", "frozen", "peak_memory"}
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.errors import InvalidArgument
+from backend.geometry import boxes as boxes_module
 from backend.geometry.boxes import box_iou, center_to_corners, clip_boxes, corners_to_center, nms
 
 
@@ -51,6 +54,9 @@ def test_nms_matches_reference(data: tuple[np.ndarray, np.ndarray], thr: float) 
     kept = nms(boxes, scores, thr)
     assert kept.dtype == np.int64
     assert kept.tolist() == reference_nms(boxes, scores, thr)
+    # Above the matrix size NMS walks row by row (memory O(N)): same answer.
+    with mock.patch.object(boxes_module, "_MATRIX_MAX", 0):
+        assert nms(boxes, scores, thr).tolist() == reference_nms(boxes, scores, thr)
 
 
 @settings(max_examples=50, deadline=None, database=None)
