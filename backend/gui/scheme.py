@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
 from PySide6.QtCore import QBuffer, QByteArray, QFile, QIODevice, QObject, Signal, Slot
@@ -51,15 +51,55 @@ def parse_pixels(path: str, query: str) -> dict[str, Any]:
 
 
 def render_pixels(req: dict[str, Any], image_path: Path, thumb_dir: Path) -> tuple[bytes, bytes]:
+    """Encoded bytes and MIME type for a parsed pixels request.
+
+    The display image is at most SCREEN_MAX_PIXELS / SCREEN_MAX_SIDE (reduced while decoding, see
+    :func:`backend.imaging.load_screen`); the page draws it stretched to the image's full
+    width x height from ``image.get``, so shapes stay in full-resolution coordinates.
+    """
     from backend import imaging
 
     if req["kind"] == "thumb":
         return imaging.thumbnail(image_path, thumb_dir), b"image/jpeg"
-    arr = imaging.load_display(image_path, page=req["page"], channels=req["channels"], lo=req["lo"], hi=req["hi"])
+    arr, _scale = imaging.load_screen(image_path, page=req["page"], channels=req["channels"],
+                                      lo=req["lo"], hi=req["hi"])
     # PNG keeps labels pixel-exact at high zoom; JPEG only where PNG would be slow to encode.
     if arr.shape[0] * arr.shape[1] > 12_000_000:
         return imaging.encode_jpeg(arr, quality=92), b"image/jpeg"
     return imaging.encode_png(arr), b"image/png"
+
+
+class PixelAnswer(NamedTuple):
+    """What a pixels request gets: ``data`` (None -> the request fails) and, when the file itself
+    is at fault, ``error`` = (image id, message for a person) to record on the image."""
+
+    data: bytes | None
+    mime: bytes | None
+    error: tuple[int, str] | None
+
+
+def serve_pixels(req: dict[str, Any], image_path: Path, thumb_dir: Path) -> PixelAnswer:
+    """:func:`render_pixels` that never raises: runs on a worker thread, which must answer."""
+    try:
+        return PixelAnswer(*render_pixels(req, image_path, thumb_dir), None)
+    except ImageReadError as exc:
+        # The file itself is unreadable: remember why. A thumbnail still answers (with a
+        # placeholder) so the list shows the reason instead of a broken-image error.
+        if req["kind"] == "thumb":
+            return PixelAnswer(PLACEHOLDER_THUMB, b"image/svg+xml", (req["id"], exc.message))
+        return PixelAnswer(None, None, (req["id"], exc.message))
+    except FieldmarkError as exc:  # a bad request (page out of range...), not a bad file
+        log.info("pixels request for image %s refused: %s", req["id"], exc.message)
+        return PixelAnswer(None, None, None)
+    except MemoryError:
+        log.warning("out of memory decoding %s", image_path)
+        return PixelAnswer(None, None, (req["id"], f'Cannot show "{image_path.name}": there was not enough '
+                                        "memory to decode it. Close other programs and try again."))
+    except Exception as exc:  # noqa: BLE001 - a worker must always answer its job
+        log.exception("decoding %s failed", image_path)
+        return PixelAnswer(None, None, (req["id"], f'Cannot show "{image_path.name}": Fieldmark failed '
+                                        f"on it ({type(exc).__name__}: {exc}). Please report this "
+                                        "with the file."))
 
 
 class SchemeHandler(QWebEngineUrlSchemeHandler):
@@ -116,20 +156,7 @@ class SchemeHandler(QWebEngineUrlSchemeHandler):
         job.destroyed.connect(lambda *_: self.pending.pop(token, None))
 
         def work() -> None:
-            try:
-                data, mime = render_pixels(req, image_path, thumb_dir)
-                self._finished.emit(token, data, mime, None)
-            except ImageReadError as exc:
-                # The file itself is unreadable: remember why. A thumbnail still answers (with a
-                # placeholder) so the list shows the reason instead of a broken-image error.
-                placeholder = (PLACEHOLDER_THUMB, b"image/svg+xml") if req["kind"] == "thumb" else (None, None)
-                self._finished.emit(token, *placeholder, (req["id"], exc.message))
-            except FieldmarkError as exc:  # a bad request (page out of range...), not a bad file
-                log.info("pixels request for image %s refused: %s", req["id"], exc.message)
-                self._finished.emit(token, None, None, None)
-            except Exception as exc:  # noqa: BLE001 — a worker must always answer its job
-                log.exception("decoding %s failed", image_path)
-                self._finished.emit(token, None, None, (req["id"], f"{type(exc).__name__}: {exc}"))
+            self._finished.emit(token, *serve_pixels(req, image_path, thumb_dir))
 
         self.pool.submit(work)
 

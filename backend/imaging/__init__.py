@@ -5,12 +5,14 @@ displayed (EXIF orientation applied). See :mod:`backend.imaging.info` for the co
 """
 
 from backend.imaging.display import encode_jpeg, encode_png, to_display
-from backend.imaging.info import MAX_PIXELS, SUPPORTED_EXTENSIONS, ImageInfo
-from backend.imaging.load import load_display, load_display_scaled, load_rgb, probe, read_array
+from backend.imaging.info import MAX_PIXELS, SCREEN_MAX_PIXELS, SCREEN_MAX_SIDE, SUPPORTED_EXTENSIONS, ImageInfo
+from backend.imaging.load import load_display, load_display_scaled, load_rgb, load_screen, probe, read_array
 from backend.imaging.thumbs import thumbnail, thumbnail_path
 
 __all__ = [
     "MAX_PIXELS",
+    "SCREEN_MAX_PIXELS",
+    "SCREEN_MAX_SIDE",
     "SUPPORTED_EXTENSIONS",
     "ImageInfo",
     "encode_jpeg",
@@ -18,6 +20,7 @@ __all__ = [
     "load_display",
     "load_display_scaled",
     "load_rgb",
+    "load_screen",
     "probe",
     "read_array",
     "thumbnail",

@@ -21,6 +21,20 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".web
 # Probing never allocates pixels, so the limit only guards the decode that would follow.
 MAX_PIXELS = 1_000_000_000
 
+# What the page is sent to show (``fieldmark://app/pixels/image/...``): an image with more pixels
+# than SCREEN_MAX_PIXELS, or a longer side than SCREEN_MAX_SIDE, is reduced while decoding and
+# stretched back to its full size by the page (shapes stay in full-resolution coordinates).
+# 40 MP keeps every common camera photo (up to ~45 MP: 6000 x 4000 is 24 MP) at or near full
+# resolution, and bounds the bitmap the browser holds to ~160 MB (RGBA) and the decoder's working
+# memory to a few hundred MB, where a 30,000 x 30,000 scan decoded whole needs 2.7-3.6 GB.
+# 16,384 is the largest image side GPUs commonly accept as one texture (panoramas).
+SCREEN_MAX_PIXELS = 40_000_000
+SCREEN_MAX_SIDE = 16_384
+
+# A reduced read of a format that can only be decoded whole (WebP, GIF, interlaced PNG, RLE BMP)
+# is refused above this much decoder memory, instead of risking the out-of-memory killer.
+WHOLE_DECODE_MAX_BYTES = 1 << 30
+
 
 @dataclass(frozen=True)
 class ImageInfo:

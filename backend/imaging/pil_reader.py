@@ -13,10 +13,10 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
+from backend.imaging import bands, resample, sniff
 from backend.imaging import orientation as orient
-from backend.imaging import resample, sniff
 from backend.imaging.failures import unreadable
-from backend.imaging.info import MAX_PIXELS, ImageInfo, oriented_size
+from backend.imaging.info import MAX_PIXELS, WHOLE_DECODE_MAX_BYTES, ImageInfo, oriented_size
 
 # Pillow warns above this many pixels and raises above twice as many; our own, exact limit is
 # MAX_PIXELS (checked below), so Pillow's checks only back it up.
@@ -112,10 +112,17 @@ class PilReader:
     def check_complete(self) -> None:
         tile = self.im.tile
         offset = int(tile[0][2]) if tile else 0
-        if sniff.is_truncated(self.fh, self.container, self.size, offset):
+        cut = sniff.is_truncated(self.fh, self.container, self.size, offset)
+        if not cut and len(tile) == 1 and tile[0][0] == "raw" and isinstance(tile[0][3], tuple):
+            # Uncompressed rows with a known stride (BMP): the file size tells at once.
+            x0, y0, x1, y1 = tile[0][1]
+            args = tile[0][3]
+            stride = int(args[1]) if len(args) > 1 and isinstance(args[1], int) else 0
+            cut = sniff.raw_truncated(self.size, offset, stride, y1 - y0)
+        if cut:
             raise unreadable(self.path, "truncated")
 
-    def read(self, page: int, max_side: int | None) -> tuple[np.ndarray, float]:
+    def read(self, page: int, max_side: int | None, max_pixels: int | None = None) -> tuple[np.ndarray, float]:
         """Decode ``page`` as displayed; returns ``(array, scale)``, see :mod:`resample`."""
         im: Image.Image = self.im
         if page:
@@ -123,7 +130,13 @@ class PilReader:
         w, h = im.size
         if page and w * h > MAX_PIXELS:
             raise unreadable(self.path, "too large (decompression bomb)", extra=f"{w} x {h} pixels")
-        target = resample.target_size(w, h, max_side)
+        target = resample.target_size(w, h, max_side, max_pixels)
+        scale = 1.0 if target is None else max(target) / max(w, h)
+        _, dtype, convert = _mode_plan(im)
+        if target is not None and not page:
+            arr = self._read_in_bands(target, dtype, convert)
+            if arr is not None:
+                return orient.apply(arr, self.orientation), scale
         box: tuple[float, float, float, float] = (0, 0, w, h)
         if target is not None and self.container == "JPEG":
             # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: memory stays bounded and a
@@ -131,7 +144,8 @@ class PilReader:
             drafted = self.im.draft(None, target)
             if drafted is not None:
                 box = drafted[1]
-        _, dtype, convert = _mode_plan(im)
+        elif target is not None:
+            self._check_whole_decode(w, h, convert)
         try:
             im.load()
         except Exception as exc:  # noqa: BLE001 - re-raised, possibly as the clearer codec error
@@ -145,5 +159,51 @@ class PilReader:
         arr = np.asarray(im)
         if arr.dtype != np.dtype(dtype):
             arr = arr.astype(dtype)  # big-endian I;16B, or "1" read as bool
-        scale = 1.0 if target is None else max(target) / max(w, h)
         return orient.apply(arr, self.orientation), scale
+
+    def _read_in_bands(self, target: tuple[int, int], dtype: str, convert: str | None) -> np.ndarray | None:
+        """PNG / plain BMP reduced band by band (see :mod:`bands`); None if the file's layout
+        does not allow it. Small images are decoded whole: that is faster and just as small."""
+        w, h = self.im.size
+        if w * h <= bands.STREAM_ABOVE_PIXELS:
+            return None
+        if self.container == "PNG":
+            parts = bands.png_bands(self.im, self.fh, self.size)
+        elif self.container == "BMP":
+            parts = bands.raw_bands(self.im, self.fh)
+        else:
+            return None
+        if parts is None:
+            return None
+        tw, th = target
+        acc: resample.BoxAccumulator | None = None
+        for y0, band in parts:
+            if convert is not None:
+                band = band.convert(convert)
+            # Columns are reduced by Pillow's box filter (fast, in C, as the whole-image path
+            # does), rows by the accumulator, which carries partial output rows across bands.
+            arr = np.asarray(band.resize((tw, band.height), Image.Resampling.BOX))
+            if acc is None:
+                acc = resample.BoxAccumulator(h, tw, th, tw, 1 if arr.ndim == 2 else arr.shape[2])
+            acc.add(arr, y0, 0)
+        if acc is None:
+            return None
+        out = acc.result(np.dtype(dtype))
+        return out[:, :, 0] if out.shape[2] == 1 else out
+
+    def _check_whole_decode(self, w: int, h: int, convert: str | None) -> None:
+        """Refuse a reduced read that would first need more than WHOLE_DECODE_MAX_BYTES: the
+        decoded image plus its conversion (a palette GIF becomes RGB, 4 bytes a pixel)."""
+        per_pixel = _storage(self.im.mode) + (_storage(convert) if convert else 0)
+        if w * h * per_pixel > WHOLE_DECODE_MAX_BYTES:
+            need = w * h * per_pixel / 2**30
+            raise unreadable(
+                self.path, "too large (decompression bomb)",
+                extra=f"a {w} x {h} {self.container} can only be decoded whole, which needs {need:.1f} GB "
+                "of memory; save it as a tiled TIFF or as JPEG",
+            )
+
+
+def _storage(mode: str) -> int:
+    """Bytes per pixel Pillow uses for an image of ``mode``."""
+    return 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4

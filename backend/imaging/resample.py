@@ -9,20 +9,27 @@ less than half an output pixel over the whole image (rounding of the short side)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image
 
 
-def target_size(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
-    """Reduced ``(width, height)`` with the long side equal to ``max_side``; None if no reduction."""
-    if max_side is None:
-        return None
-    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1:
-        raise ValueError(f"max_side: expected a positive integer or None, got {max_side!r}")
+def target_size(width: int, height: int, max_side: int | None,
+                max_pixels: int | None = None) -> tuple[int, int] | None:
+    """Reduced ``(width, height)``: the long side at most ``max_side`` and the area at most
+    ``max_pixels`` (either may be None); None if no reduction is needed."""
+    for name, value in (("max_side", max_side), ("max_pixels", max_pixels)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name}: expected a positive integer or None, got {value!r}")
     long_side = max(width, height)
-    if long_side <= max_side:
+    limit = long_side if max_side is None else min(long_side, max_side)
+    if max_pixels is not None and width * height > max_pixels:
+        # The long side that brings the area under the limit (rounded down, so it stays under).
+        limit = min(limit, max(1, math.floor(long_side * math.sqrt(max_pixels / (width * height)))))
+    if limit >= long_side:
         return None
-    s = max_side / long_side
+    s = limit / long_side
     return max(1, round(width * s)), max(1, round(height * s))
 
 
@@ -37,9 +44,10 @@ class BoxAccumulator:
         self.src_h, self.src_w, self.out_h, self.out_w = src_h, src_w, out_h, out_w
         self._row_of = (np.arange(src_h, dtype=np.int64) * out_h) // src_h
         self._col_of = (np.arange(src_w, dtype=np.int64) * out_w) // src_w
-        rows = np.bincount(self._row_of, minlength=out_h).astype(np.float64)
-        cols = np.bincount(self._col_of, minlength=out_w).astype(np.float64)
-        self._count = np.outer(rows, cols).astype(np.float32)[:, :, None]
+        # Source pixels per output cell = (rows in its band) x (columns in its band): two vectors,
+        # not a per-cell array (which would add 4 bytes per output pixel).
+        self._rows = np.bincount(self._row_of, minlength=out_h).astype(np.float32)
+        self._cols = np.bincount(self._col_of, minlength=out_w).astype(np.float32)
         # float32 sums: exact for 16-bit data up to 256 source pixels per cell, and far below
         # display precision beyond that; half the memory of float64.
         self._sum = np.zeros((out_h, out_w, channels), dtype=np.float32)
@@ -63,16 +71,29 @@ class BoxAccumulator:
         # Columns first, along the contiguous last axis (h, c, w), where reduceat is fast; then
         # rows as slice sums (reduceat along a leading axis is ~10x slower in numpy).
         values = np.ascontiguousarray(piece[:h, :w].transpose(0, 2, 1), dtype=np.float32)
-        cols_done = np.add.reduceat(values, c_starts, axis=2)
+        # Columns already at output width (reduced by the caller): nothing to add up.
+        cols_done = values if len(c_starts) == w else np.add.reduceat(values, c_starts, axis=2)
         bounds = np.r_[r_starts, h]
         part = np.stack([cols_done[a:b].sum(axis=0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
         c = part.shape[1]
         self._sum[np.ix_(rows[r_starts], cols[c_starts], np.arange(c0, c0 + c))] += part.transpose(0, 2, 1)
 
     def result(self, dtype: np.dtype) -> np.ndarray:
-        """The averaged image (out_h x out_w x channels) in ``dtype`` (rounded and clipped)."""
-        mean = self._sum / self._count
-        return cast_like(mean, np.dtype(dtype))
+        """The averaged image (out_h x out_w x channels) in ``dtype`` (rounded and clipped).
+
+        Call once: the sums are turned into the result in place, so that no second float array
+        of the output's size is ever allocated.
+        """
+        mean = self._sum
+        mean /= self._rows[:, None, None]
+        mean /= self._cols[None, :, None]
+        dtype = np.dtype(dtype)
+        if dtype.kind in "ui":
+            info = np.iinfo(dtype)
+            np.rint(mean, out=mean)
+            np.clip(mean, info.min, info.max, out=mean)
+            return mean.astype(dtype)
+        return cast_like(mean, dtype)
 
 
 def box_downscale(arr: np.ndarray, out_w: int, out_h: int) -> np.ndarray:

@@ -74,7 +74,14 @@ def is_truncated(fh: BinaryIO, container: str, size: int, data_offset: int = 0) 
         return riff_size + 8 > size
     if container == "TIFF":
         return _tiff_ifd_offset(fh) >= size
+    if container == "GIF" and data_offset > 0:
+        return _gif_truncated(fh, size, data_offset)
     return False
+
+
+def raw_truncated(size: int, data_offset: int, stride: int, rows: int) -> bool:
+    """True when uncompressed rows (a BMP's pixel array) need more bytes than the file has."""
+    return stride > 0 and data_offset + stride * rows > size
 
 
 def _tiff_ifd_offset(fh: BinaryIO) -> int:
@@ -101,6 +108,21 @@ def _jpeg_truncated(fh: BinaryIO, size: int, data_offset: int) -> bool:
     # the scan start means the image is complete and something was appended after it.
     with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         return mm.find(b"\xff\xd9", max(0, data_offset)) < 0
+
+
+def _gif_truncated(fh: BinaryIO, size: int, data_offset: int) -> bool:
+    """Walk the data sub-blocks of the first frame (the one we show) to its terminator.
+
+    Only a byte per 256 is looked at. A cut in a later frame does not matter: it is never shown.
+    """
+    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        pos = data_offset
+        while pos < size:
+            n = mm[pos]
+            if n == 0:
+                return False
+            pos += 1 + n
+        return True
 
 
 def _png_truncated(fh: BinaryIO, size: int) -> bool:

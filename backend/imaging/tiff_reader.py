@@ -182,11 +182,11 @@ class TiffReader:
         if ends and max(ends) > self.size:
             raise unreadable(self.path, "truncated")
 
-    def read(self, page: int, max_side: int | None) -> tuple[np.ndarray, float]:
+    def read(self, page: int, max_side: int | None, max_pixels: int | None = None) -> tuple[np.ndarray, float]:
         """Decode ``page`` as displayed; returns ``(array, scale)``, see :mod:`resample`."""
         lay, k = self._locate(page)
         self._check_size(lay)
-        target = resample.target_size(lay.width, lay.height, max_side)
+        target = resample.target_size(lay.width, lay.height, max_side, max_pixels)
         if target is None:
             arr = self._plane(lay, k)
         else:
