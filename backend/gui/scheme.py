@@ -34,14 +34,25 @@ PLACEHOLDER_THUMB = (b'<svg xmlns="http://www.w3.org/2000/svg" width="96" height
 Resolver = Callable[[int], tuple[Path, Path]]
 
 
+def _small_int(text: str) -> bool:
+    """ASCII digits that fit a SQLite id (``str.isdigit`` also accepts e.g. Arabic-Indic digits,
+    and a longer number would overflow in the store instead of being refused here)."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def parse_pixels(path: str, query: str) -> dict[str, Any]:
     """``/pixels/image/<id>`` or ``/pixels/thumb/<id>`` plus page/channels/lo/hi -> request dict."""
     parts = path.strip("/").split("/")
-    if len(parts) != 3 or parts[0] != "pixels" or parts[1] not in ("image", "thumb") or not parts[2].isdigit():
+    if len(parts) != 3 or parts[0] != "pixels" or parts[1] not in ("image", "thumb") \
+            or not _small_int(parts[2]):
         raise ValueError(f"bad pixels path {path!r}")
     q = {k: v[-1] for k, v in parse_qs(query).items()}
+    if not _small_int(q.get("page", "0")):
+        raise ValueError("bad page number")
     channels = None
     if q.get("channels"):
+        if not all(_small_int(c) for c in q["channels"].split(",")):
+            raise ValueError("bad channel list")
         channels = [int(c) for c in q["channels"].split(",")][:3]
     lo, hi = float(q.get("lo", 0.5)), float(q.get("hi", 99.5))
     if not (0 <= lo < hi <= 100):
@@ -147,7 +158,7 @@ class SchemeHandler(QWebEngineUrlSchemeHandler):
         try:
             req = parse_pixels(path, query)
             image_path, thumb_dir = self.resolve(req["id"])
-        except (ValueError, FieldmarkError) as exc:
+        except (ValueError, OverflowError, FieldmarkError) as exc:
             log.info("pixels request refused: %s", exc)
             job.fail(QWebEngineUrlRequestJob.Error.UrlInvalid)
             return

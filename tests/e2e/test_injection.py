@@ -422,7 +422,9 @@ def test_local_files_stay_out_of_reach(app: Driver, tmp_path: Path) -> None:
                 f"fieldmark://app/pixels/image/{image_id}%00", f"fieldmark://app/pixels/image/{image_id}.png",
                 f"fieldmark://app/pixels/image/ {image_id}", "fieldmark://app/pixels/image/0x1",
                 "fieldmark://app/pixels/image/1e3", "fieldmark://app/pixels/thumb/%2e%2e",
-                "fieldmark://app/../backend/api/validate.py", "fieldmark://app/index.html/../../main.py"]
+                "fieldmark://app/../backend/api/validate.py", "fieldmark://app/index.html/../../main.py",
+                "fieldmark://app/pixels/image/99999999999999999999999", "fieldmark://app/pixels/thumb/\u0663",
+                f"fieldmark://app/pixels/image/{image_id}?page=99999999999999999999999"]
     assert _loads(app, "img", pictures) == ["error"] * len(pictures), dict(zip(pictures, _loads(app, "img", pictures), strict=True))
     scripts = [f"file://{secret.parent}/leak.js", f"fieldmark://app/{ups}{target}/leak.js",
                f"fieldmark://app/js/{ups.replace('/', '%5c')}{target}/leak.js"]
