@@ -47,7 +47,7 @@ def parse_pixels(path: str, query: str) -> dict[str, Any]:
             or not _small_int(parts[2]):
         raise ValueError(f"bad pixels path {path!r}")
     q = {k: v[-1] for k, v in parse_qs(query).items()}
-    if not _small_int(q.get("page", "0")):
+    if not _small_int(q.get("page", "0").removeprefix("-")):  # -1: refused by name further on
         raise ValueError("bad page number")
     channels = None
     if q.get("channels"):
