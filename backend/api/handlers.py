@@ -116,10 +116,18 @@ def _check_page_open(api: Api, a: dict[str, Any]) -> None:
                           detail={"field": "path", "value": str(folder)})
 
 
+def _refuse_page_install(api: Api, a: dict[str, Any]) -> None:
+    """``models.install`` names any file; the page installs through ``models.pick_install``,
+    where the shell's native dialog supplies the path and the page never sees it."""
+    raise InvalidArgument("Choose the model pack with Install from file or folder in the Models "
+                          "dialog.", code="not_picked", detail={"field": "path"})
+
+
 # Checks for calls that come from the page only (backend/gui/bridge.py). The CLI, the self-test
 # and the shell's own drop handler name paths a person typed or dropped, so they skip these.
 PAGE_CHECKS: dict[str, Callable[[Api, dict[str, Any]], None]] = {
     "project.open": _check_page_open,
+    "models.install": _refuse_page_install,
 }
 
 

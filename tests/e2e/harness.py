@@ -114,8 +114,10 @@ class Driver:
 
     # -- model packs (AI-assisted labeling) -----------------------------------------------------
     def install_pack(self, folder: Path) -> dict[str, Any]:
-        """Install a pack folder through the page (``models.install``, a job); returns the pack."""
-        pack: dict[str, Any] = self.call_job("models.install", {"path": str(folder)})
+        """Install a pack folder through the page as a person does: ``models.pick_install`` (a
+        job), with ``folder`` as what the native dialog returns; returns the pack."""
+        self.api.pick_pack = lambda: str(folder)  # type: ignore[attr-defined]
+        pack: dict[str, Any] = self.call_job("models.pick_install")
         return pack
 
     def activate_pack(self, task: str, pack_id: str | None) -> None:

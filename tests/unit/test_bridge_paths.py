@@ -10,7 +10,9 @@ one fails the first test until its rules are tested here. Paths the page may use
 - ``export.target`` / ``export.run``: only a folder returned by ``export.pick_out`` (native dialog).
 - ``import.run``: a path returned by ``import.pick`` (native dialog) or inside the open project,
   never its ``.fieldmark`` store.
-- ``models.install``: any verified pack (see the note on it in ``test_models_install_...``).
+- ``models.install``: never from the page (it installs through ``models.pick_install``, where the
+  native dialog supplies the path); the CLI and the shell may name any pack, which is copied only
+  once it verifies.
 
 Traversal (``..``), symlinks, relative paths and NUL bytes are all judged on the resolved path.
 """
@@ -219,8 +221,8 @@ def test_the_page_reopens_recent_projects_and_the_open_one(api: Api, tmp_path: P
 
 def test_models_install_refuses_what_is_not_a_pack_and_copies_nothing(
         api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The page may name any pack path here (the e2e fixtures install packs this way; see the
-    module docstring): what makes it safe is that nothing is copied before the pack verifies."""
+    """The CLI and the shell may name any pack path here: nothing is copied before the pack
+    verifies. The page may not name one at all."""
     from backend.api.ai_handlers import services
 
     packs = tmp_path / "packs"
@@ -231,6 +233,8 @@ def test_models_install_refuses_what_is_not_a_pack_and_copies_nothing(
     (not_a_pack / "notes.txt").write_text("hello", encoding="utf-8")
     ai = services(api)
     try:
+        page = handlers.page_refusal(api, "models.install", {"path": str(not_a_pack)})
+        refused(page, "not_picked", "Install from file or folder")
         refused(api.call("models.install", {"path": str(tmp_path / "missing")}), "not_found",
                 str(tmp_path / "missing"))
         refused(api.call("models.install", {"path": f"{not_a_pack}\x00"}), "invalid_argument", "NUL")
