@@ -5,7 +5,8 @@
 
 ``click``     ``Api.call("segment.click")`` -> the job's ``job.done`` event -> the result as the
               bridge serializes it (JSON), on an image already encoded: decoder + upscale +
-              polygon tracing + job hops. p50 / p95 over many clicks at different places.
+              polygon tracing + job hops. p50 / p95 over many clicks at different places, and
+              where the time goes (``stages``: the same clicks stage by stage, see ClickStages).
 ``rescore``   ``Api.call("detect.rescore")`` after a threshold change (cached embedding, numpy
               head, store write of the proposals); also with a phrase the detector has not seen.
 ``batch``     ``runs.start`` over N images (decode thread + one worker + store writes), images/s,
@@ -120,7 +121,10 @@ class Harness:
         self.api.jobs.shutdown()
 
 
-def bench_click(root: Path, pack: Path, n: int) -> dict[str, Any]:
+def bench_click(root: Path, pack: Path, n: int, stages: bool = True) -> dict[str, Any]:
+    """Clicks through the Api; with ``stages``, each timed click is followed (untimed) by the
+    same click stage by stage (:class:`ClickStages`), so the breakdown and the overhead of the
+    Api call and job hops (``bridge_ms``: click minus stages, per click) see the same load."""
     h = Harness(root, 1, (1200, 1600))
     try:
         h.install(pack)
@@ -128,18 +132,99 @@ def bench_click(root: Path, pack: Path, n: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         h.job("segment.prepare", {"image_id": image})
         encode_s = time.perf_counter() - t0
+        staged = ClickStages(h, image) if stages else None
         rng = np.random.default_rng(1)
         times = []
         for i in range(n + 2):
             x, y = float(rng.uniform(100, 1500)), float(rng.uniform(100, 1100))
             t = time.perf_counter()
             h.job("segment.click", {"image_id": image, "points": [[x, y, 1]]})
+            took = time.perf_counter() - t
             if i >= 2:  # warm-up: session creation, first upscaler
-                times.append(time.perf_counter() - t)
-        return {"p50_ms": pct(times, 50), "p95_ms": pct(times, 95), "clicks": n,
-                "first_encode_s": encode_s, "times_ms": [t * 1000 for t in times]}
+                times.append(took)
+            if staged is not None:
+                staged.click(x, y, took if i >= 2 else None)
+        out = {"p50_ms": pct(times, 50), "p95_ms": pct(times, 95), "clicks": n,
+               "first_encode_s": encode_s, "times_ms": [t * 1000 for t in times]}
+        if staged is not None:
+            out["stages"] = staged.summary()
+        return out
     finally:
         h.close()
+
+
+CLICK_STAGES = ("decoder", "select", "clean", "upscale", "trace", "polygons", "preview_json")
+
+
+class ClickStages:
+    """Where a click's time goes, through the app's own segmenter and cached encoding, stage by
+    stage on this thread (the steps of ``predict_polygons`` and ``segment.click``).
+
+    ``decoder`` the decoder graph (onnxruntime) with the prompt feeds; ``select`` the mask
+    token choice; ``clean`` specks and pinholes off the low-res logits; ``upscale`` the
+    windowed bilinear upscale + threshold; ``trace`` exact contour tracing; ``polygons``
+    simplification and the float lists (its own trace subtracted); ``preview_json`` area /
+    bbox of the preview and the JSON the bridge sends; ``bridge`` the Api click minus the
+    stages: the call, job and event hops (and the load's noise between the two runs).
+    """
+
+    def __init__(self, h: Harness, image: int) -> None:
+        from backend.ai.worker import INTERACTIVE
+        from backend.api import ai_handlers
+
+        services = ai_handlers.services(h.api)
+        self.seg = services.models.segmenter()
+        project = h.api.project
+        assert project is not None
+        self.enc = services.encodings.encoding(self.seg, project.image_path(image), INTERACTIVE)
+        self.image = image
+        self.samples: dict[str, list[float]] = {k: [] for k in (*CLICK_STAGES, "total", "bridge")}
+        self.parts: list[int] = []
+        self.vertices: list[int] = []
+
+    def click(self, x: float, y: float, api_s: float | None) -> None:
+        from backend.ai.segmentation import preview
+        from backend.geometry.contour import trace
+        from backend.models.mask_clean import MAX_PARTS, clean_logits
+        from backend.models.mask_post import region_polygons
+        from backend.models.segmenter import default_multimask
+
+        seg, enc = self.seg, self.enc
+        threshold = seg._spec["threshold"]  # noqa: SLF001 — the stages of predict_polygons
+        t = [time.perf_counter()]
+        pts, box, outs = seg._run_decoder(enc, [(x, y, 1)], None, None)  # noqa: SLF001
+        t.append(time.perf_counter())
+        scores, masks = outs[0][0], outs[1][0]
+        idx = seg._select(scores, masks, default_multimask(pts, box, None, None))  # noqa: SLF001
+        t.append(time.perf_counter())
+        low = clean_logits(masks[idx], threshold)
+        t.append(time.perf_counter())
+        reg = seg.upscaler(enc.original_size).region(low, threshold)
+        t.append(time.perf_counter())
+        if reg is not None:
+            trace(reg[0])
+        t.append(time.perf_counter())
+        polys = region_polygons(*reg, max_parts=MAX_PARTS) if reg is not None else []
+        t.append(time.perf_counter())
+        json.dumps({"image_id": self.image, **preview(polys, float(scores[idx]))})
+        t.append(time.perf_counter())
+        if api_s is None:
+            return
+        step = dict(zip(CLICK_STAGES, np.diff(t), strict=True))
+        step["polygons"] -= step["trace"]  # region_polygons traces again
+        step["total"] = sum(step.values())
+        step["bridge"] = api_s - step["total"]
+        for k, v in step.items():
+            self.samples[k].append(float(v))
+        self.parts.append(len(polys))
+        self.vertices.append(sum(len(r) for p in polys for r in p))
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {k: {"p50_ms": pct(v, 50), "p95_ms": pct(v, 95)} for k, v in self.samples.items()}
+        out["mask"] = {"parts_median": float(np.median(self.parts)),
+                       "parts_max": float(max(self.parts)),
+                       "vertices_median": float(np.median(self.vertices))}
+        return out
 
 
 def bench_rescore(root: Path, pack: Path, n: int) -> dict[str, Any]:

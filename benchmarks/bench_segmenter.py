@@ -5,8 +5,10 @@
 
 Real-size random-weight models (same FLOPs as the released checkpoints): SAM ViT-B, SlimSAM-50
 and SlimSAM-77 (ViT-B pruned to 384 / 168 wide, MLP 1536 / 696), and SAM 2.1 hiera-tiny when
-the SAM2 exporter and runtime exist. Packs are exported once (fp32 and dynamic int8) into
-``~/.cache/fieldmark/bench-packs/``; torch rebuilds the same weights from the seed, and is
+the SAM2 exporter and runtime exist. The weights are blob-shaped by the exporters
+(``_shape_blob_weights``), so a click traces a real-looking mask, not speckle. Packs are
+exported once (fp32 and dynamic int8) into ``~/.cache/fieldmark/bench-packs/`` (``REVISION``
+names a new cache entry when an exporter's weights change); torch rebuilds the same weights from the seed, and is
 timed in fp32 and with ``torch.ao.quantization.quantize_dynamic`` (int8 Linear layers).
 Both sides use the same number of threads (``FIELDMARK_THREADS`` or all cores we may use).
 
@@ -45,6 +47,9 @@ SEED = 0
 # name -> (family, random kind of that family's exporter)
 VARIANTS = {"sam-vit-b": ("sam", "full"), "slimsam-50": ("sam", "slimsam-50"),
             "slimsam-77": ("sam", "slimsam-77"), "sam2.1-hiera-tiny": ("sam2", "full")}
+# Bumped when an exporter's random weights change, so a stale cached pack is not reused:
+# SAM 2 packs before "-shaped" had unshaped weights (speckle masks, thousands of parts).
+REVISION = {"sam2.1-hiera-tiny": "-shaped"}
 
 
 def photo(h: int = 1200, w: int = 1600) -> np.ndarray:
@@ -61,7 +66,7 @@ def available(family: str) -> bool:
 
 def get_pack(name: str, quantize: bool) -> Any:
     family, kind = VARIANTS[name]
-    out = CACHE / f"{name}{'-int8' if quantize else ''}-seed{SEED}"
+    out = CACHE / f"{name}{'-int8' if quantize else ''}-seed{SEED}{REVISION.get(name, '')}"
     try:
         return load_pack(out, verify=False)
     except PackError:

@@ -86,11 +86,15 @@ def m_click(quick: bool, tiny: bool) -> list[Row]:
 
     n = 20 if quick else 100
     with workdir("click") as root:
-        r = bench_ai.bench_click(root, seg_pack_path(), n)
+        r = bench_ai.bench_click(root, seg_pack_path(), n, stages=True)
+    st = r.get("stages", {})
     return [row("click", "ms", r["times_ms"],
                 note=f"SAM 2.1 hiera-tiny int8 (default), Api.call + job, 1600x1200, {n} clicks; "
-                "random weights give speckle masks, so polygon tracing costs more than with "
-                "real masks (ADR 0008)", first_encode_s=r["first_encode_s"])]
+                "blob-shaped random weights (one part per click, like a real checkpoint); "
+                "extra.stages_p50_ms: where a click's time goes",
+                first_encode_s=r["first_encode_s"],
+                stages_p50_ms={k: round(v["p50_ms"], 2) for k, v in st.items() if k != "mask"},
+                mask=st.get("mask"))]
 
 
 def m_first_mask(quick: bool, tiny: bool) -> list[Row]:

@@ -98,7 +98,7 @@ def segment(args: argparse.Namespace) -> dict[str, Any]:
     seg = load_segmenter(pack, threads=args.threads)
     multimask = {"auto": None, "yes": True, "no": False}[args.multimask]
     enc = seg.encode_image(image)
-    res = seg.predict(enc, points, box, multimask=multimask)
+    res = seg.predict(enc, points, box, multimask=multimask, clean=True)  # as the app shows it
     mask = res.mask
     return {"score": round(res.score, 6), "area": res.area, "bbox": res.bbox,
             "polygons": mask_to_polygons(mask, args.tolerance) if mask is not None else [],

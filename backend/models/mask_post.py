@@ -218,14 +218,16 @@ def mask_bbox(mask: np.ndarray, x0: int = 0, y0: int = 0) -> list[float]:
 
 
 def region_polygons(crop: np.ndarray, x0: int, y0: int, tolerance: float = 1.0,
-                    min_area: float = 4.0) -> list[list[list[list[float]]]]:
+                    min_area: float = 4.0, max_parts: int | None = None
+                    ) -> list[list[list[list[float]]]]:
     """Polygons of a :meth:`MaskUpscaler.region` crop in original-image pixels.
 
     Tracing is translation-invariant and the crop keeps a background margin inside the image,
     so this equals ``mask_to_polygons(full_mask)`` without building the full mask.
+    ``max_parts``: keep only that many polygons, the largest.
     """
     from backend.geometry.masks import mask_to_polygon_arrays
 
     offset = np.array([x0, y0], dtype=np.float64)
-    return [[(ring + offset).tolist() for ring in rings]
-            for rings in mask_to_polygon_arrays(crop, tolerance, min_area)]
+    parts = mask_to_polygon_arrays(crop, tolerance, min_area)  # largest first
+    return [[(ring + offset).tolist() for ring in rings] for rings in parts[:max_parts]]

@@ -5,7 +5,8 @@ low_res_masks (1, T, M, M), ...``, and everything around them that does not depe
 :class:`OnnxSegmenter` holds the lazily created sessions (input names checked against the
 contract), the namespaced embedding-cache round trip with shape validation, the prompt feeds
 (points + box corners labelled 2 / 3 + padding point, ``mask_input`` / ``has_mask_input``), the
-small LRU of mask upscalers and the ``predict`` / ``predict_polygons`` flow. A family subclass
+small LRU of mask upscalers and the ``predict`` / ``predict_polygons`` flow (with the speck
+clean-up of :mod:`backend.models.mask_clean` on the polygon path). A family subclass
 states its encoder outputs, resize mode and padding rule as class attributes and supplies the
 preprocessing and the mask-token choice; its manifest reader uses :func:`need` and
 :func:`common_spec` so a missing field is reported the same way for every family.
@@ -22,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from backend.errors import InvalidArgument, PackError
+from backend.models.mask_clean import MAX_PARTS, clean_logits
 from backend.models.mask_post import MaskUpscaler, ResizeTransform, mask_bbox, region_polygons
 from backend.models.pack import Pack
 from backend.models.runtime import Session, create_session
@@ -237,14 +239,19 @@ class OnnxSegmenter:
         idx = self._select(scores, masks, default_multimask(pts, bx, mask_input, multimask))
         return float(scores[idx]), np.ascontiguousarray(masks[idx:idx + 1])
 
+    def _logits(self, low: np.ndarray, clean: bool) -> np.ndarray:
+        return clean_logits(low[0], self._spec["threshold"]) if clean else low
+
     def predict(self, enc: SegEncoding, points: Sequence[Point] = (),
                 box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
-                multimask: bool | None = None) -> SegResult:
-        """Full result: bool (h, w) mask at the original size (see the family module's doc)."""
+                multimask: bool | None = None, clean: bool = False) -> SegResult:
+        """Full result: bool (h, w) mask at the original size (see the family module's doc).
+        ``clean``: specks removed and pinholes filled (:func:`clean_logits`); off by default,
+        so the mask is the model's own (what the parity tests compare)."""
         score, low = self._decode(enc, points, box, mask_input, multimask)
         up = self.upscaler(enc.original_size)
         mask = np.zeros(enc.original_size, dtype=bool)
-        reg = up.region(low, self._spec["threshold"])
+        reg = up.region(self._logits(low, clean), self._spec["threshold"])
         if reg is None:
             return SegResult(score, low, mask)
         crop, x0, y0 = reg
@@ -254,13 +261,21 @@ class OnnxSegmenter:
     def predict_polygons(self, enc: SegEncoding, points: Sequence[Point] = (),
                          box: Sequence[float] | None = None,
                          mask_input: np.ndarray | None = None, multimask: bool | None = None,
-                         tolerance: float = 1.0) -> tuple[SegResult, list[Polygon]]:
+                         tolerance: float = 1.0, clean: bool = True
+                         ) -> tuple[SegResult, list[Polygon]]:
         """Per-click fast path: the mask is computed and traced only in its window (the
-        smallest one that can hold a positive pixel); ``SegResult.mask`` is None."""
+        smallest one that can hold a positive pixel); ``SegResult.mask`` is None.
+
+        ``clean`` (default on: what a person sees and accepts): specks removed, pinholes filled
+        and at most :data:`~backend.models.mask_clean.MAX_PARTS` parts, on the low-res logits
+        before upscaling, so a speckled mask neither floods the canvas with polygons nor costs
+        the tracer hundreds of ms. ``low_res_logits`` stay the model's own (refinement feeds
+        them back, as segment-anything's predictor does)."""
         score, low = self._decode(enc, points, box, mask_input, multimask)
-        reg = self.upscaler(enc.original_size).region(low, self._spec["threshold"])
+        reg = self.upscaler(enc.original_size).region(self._logits(low, clean),
+                                                      self._spec["threshold"])
         if reg is None:
             return SegResult(score, low, None), []
         crop, x0, y0 = reg
-        polys = region_polygons(crop, x0, y0, tolerance)
+        polys = region_polygons(crop, x0, y0, tolerance, max_parts=MAX_PARTS if clean else None)
         return SegResult(score, low, None, mask_bbox(crop, x0, y0), int(crop.sum())), polys

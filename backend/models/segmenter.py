@@ -79,8 +79,10 @@ class Segmenter(Protocol):
 
     def predict(self, enc: SegEncoding, points: Sequence[Point] = (),
                 box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
-                multimask: bool | None = None) -> SegResult:
+                multimask: bool | None = None, clean: bool = False) -> SegResult:
         """Mask for the prompt; ``multimask=None`` means "multimask for a lone click" (SAM's rule).
+        ``clean``: specks removed and pinholes filled (``backend.models.mask_clean``); off by
+        default, so the mask is the model's own.
 
         points      (x, y, label) original pixels, label 1 positive / 0 negative
         box         [x0, y0, x1, y1] original pixels
@@ -91,8 +93,8 @@ class Segmenter(Protocol):
     def predict_polygons(self, enc: SegEncoding, points: Sequence[Point] = (),
                          box: Sequence[float] | None = None,
                          mask_input: np.ndarray | None = None, multimask: bool | None = None,
-                         tolerance: float = 1.0) -> tuple[SegResult, list[Polygon]]:
-        """The per-click fast path: same mask as ``predict`` but returned as polygons
+                         tolerance: float = 1.0, clean: bool = True) -> tuple[SegResult, list[Polygon]]:
+        """The per-click fast path: same mask as ``predict(clean=clean)`` but returned as polygons
         (original pixels) without materializing full-size arrays; ``SegResult.mask`` is None."""
         ...
 

@@ -22,8 +22,10 @@ serves both modes. Object-score logits are exported for information; transformer
 
 Classic exporter (``dynamo=False``) with eager attention; nothing needed rewriting except that
 the decoder is re-assembled (``DecoderGraph``) to take box corners as labelled points and to
-return the unselected tokens. ``random="tiny"`` weights are shaped so masks are real blobs
-around the clicks (``_shape_blob_weights``); ``"full"`` is SAM 2.1 hiera-tiny at real size.
+return the unselected tokens. ``random="tiny"`` is a small config for tests, ``"full"`` SAM 2.1
+hiera-tiny at real size (same FLOPs); both get weights shaped so masks are real blobs around the
+clicks (``_shape_blob_weights``): with plain random weights the full-size masks are speckle with
+thousands of parts, and a benchmark would time the polygon tracer on noise.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ TINY_CONFIG: dict[str, Any] = {
 # --- random checkpoints ----------------------------------------------------------------------
 
 def build_random_model(size: str, seed: int = 0) -> Any:
-    """A ``Sam2Model``: ``tiny`` (tests, blob-shaped weights) or ``full`` (SAM 2.1 hiera-tiny)."""
+    """A ``Sam2Model`` with blob-shaped random weights: ``tiny`` (tests) or ``full`` (SAM 2.1
+    hiera-tiny; shaping and calibrating it costs one encoder pass, ~15 s on one core)."""
     from transformers import Sam2Config, Sam2Model
 
     if size == "tiny":
@@ -89,8 +92,7 @@ def build_random_model(size: str, seed: int = 0) -> Any:
     config._attn_implementation = "eager"
     torch.manual_seed(seed)
     model = Sam2Model(config).eval()
-    if size == "tiny":
-        _shape_blob_weights(model, seed)
+    _shape_blob_weights(model, seed)
     return model
 
 
