@@ -35,6 +35,7 @@ from backend.ai.models import ModelManager
 from backend.ai.worker import BATCH, PREFETCH, InferenceWorker
 from backend.errors import FieldmarkError
 from backend.models.cache import EmbeddingCache
+from backend.models.inputs import ModelImage, load_image
 from backend.models.runtime import declared_io
 from backend.models.segmenter import SegEncoding
 
@@ -70,11 +71,6 @@ def fitting_outputs(pack: Any, arrays: dict[str, np.ndarray]) -> list[str] | Non
     return list(declared)
 
 
-def load_image(path: Path) -> np.ndarray:
-    """uint8 (h, w, 3) RGB as the models see it (EXIF applied, default stretch)."""
-    from backend.imaging import load_rgb
-
-    return load_rgb(path)
 
 
 class EncodingService:
@@ -167,14 +163,15 @@ class EncodingService:
         return model.encoding_from_arrays(arrays, key)
 
     def encoding(self, model: Any, path: Path, priority: int, *,
-                 image: np.ndarray | None = None) -> Any:
-        """The encoding of ``path`` for ``model``: cached, or decoded here and encoded on the
-        worker at ``priority`` (batch priority does not write the cache, see the module doc)."""
+                 image: ModelImage | None = None) -> Any:
+        """The encoding of ``path`` for ``model``: cached, or decoded here (unless ``image`` is
+        its :func:`load_image`) and encoded on the worker at ``priority`` (batch priority does
+        not write the cache, see the module doc)."""
         enc = self.peek(model, path)
         if enc is not None:
             return enc
-        rgb = image if image is not None else load_image(path)
-        enc = self.worker.run(priority, model.encode_image, rgb)
+        img = image if image is not None else load_image(path)
+        enc = self.worker.run(priority, model.encode_image, img.pixels, size=img.size)
         key = self.key(path, model)
         if model.pack.task == "detector":
             enc.key = key

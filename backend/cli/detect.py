@@ -69,8 +69,8 @@ def _table(path: Path, dets: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from backend.imaging import load_rgb
     from backend.models.detector import load_detector
+    from backend.models.inputs import load_image
 
     try:
         if not 0.0 <= args.threshold <= 1.0:
@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.images:
         try:
-            enc = detector.encode_image(load_rgb(path))
+            img = load_image(path)
+            enc = detector.encode_image(img.pixels, size=img.size)
         except PackError as exc:  # the pack, not the image: no point trying the others
             print(f"error: {exc.message}", file=sys.stderr)
             return 2

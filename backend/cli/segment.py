@@ -78,7 +78,7 @@ def segment(args: argparse.Namespace) -> dict[str, Any]:
     """Run the prompt; raise FieldmarkError subclasses for anything a user can get wrong."""
     from backend.geometry import rle
     from backend.geometry.masks import mask_to_polygons
-    from backend.imaging import load_rgb
+    from backend.models.inputs import load_image
     from backend.models.segmenter import check_prompt, load_segmenter
 
     points = [parse_point(p) for p in args.point]
@@ -93,11 +93,11 @@ def segment(args: argparse.Namespace) -> dict[str, Any]:
     if pack.task != "segmenter":
         raise PackError(f"Model pack '{pack.id}' is a {pack.task}; 'segment' needs a segmenter "
                         "pack (SAM or SAM2).", detail={"pack": str(pack.root)})
-    image = load_rgb(args.image)
-    check_prompt(image.shape[:2], points, box)  # before loading the model: fail fast
+    image = load_image(args.image)
+    check_prompt(image.size, points, box)  # before loading the model: fail fast
     seg = load_segmenter(pack, threads=args.threads)
     multimask = {"auto": None, "yes": True, "no": False}[args.multimask]
-    enc = seg.encode_image(image)
+    enc = seg.encode_image(image.pixels, size=image.size)
     res = seg.predict(enc, points, box, multimask=multimask, clean=True)  # as the app shows it
     mask = res.mask
     return {"score": round(res.score, 6), "area": res.area, "bbox": res.bbox,

@@ -27,6 +27,7 @@ import numpy as np
 from backend.errors import InvalidArgument, PackError
 from backend.geometry.boxes import box_iou, center_to_corners, clip_boxes, nms
 from backend.models import owl_preprocess
+from backend.models.inputs import full_size
 from backend.models.pack import Pack, load_pack
 from backend.models.runtime import Session, create_session
 from backend.models.tokenizer import ClipTokenizer
@@ -139,10 +140,12 @@ class Detector:
 
     # --- encoders ----------------------------------------------------------------------------
 
-    def encode_image(self, image: np.ndarray, cache_key: str | None = None) -> DetectorEncoding:
-        """Encode an (h, w, 3) uint8 RGB image; with ``cache_key`` and a cache, reuse/keep it."""
+    def encode_image(self, image: np.ndarray, cache_key: str | None = None,
+                     size: tuple[int, int] | None = None) -> DetectorEncoding:
+        """Encode an (h, w, 3) uint8 RGB image; with ``cache_key`` and a cache, reuse/keep it.
+        ``size``: the full (h, w) when ``image`` was decoded reduced; boxes are in its pixels."""
         image = owl_preprocess.check_image(image)
-        h, w = image.shape[:2]
+        h, w = full_size(image, size)
         key = f"{self.pack.source_tag}#{cache_key}" if cache_key is not None else None
         if key is not None and self.cache is not None:
             cached = self.cache.get(key)

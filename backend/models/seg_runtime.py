@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from backend.errors import InvalidArgument, PackError
+from backend.models.inputs import full_size
 from backend.models.mask_clean import MAX_PARTS, clean_logits
 from backend.models.mask_post import MaskUpscaler, ResizeTransform, mask_bbox, region_polygons
 from backend.models.pack import Pack
@@ -162,10 +163,15 @@ class OnnxSegmenter:
             and arrays[n].shape[0] == 1 and arrays[n].shape[2:] == hw
             for n, hw in self._shapes.items())
 
-    def encode_image(self, image: np.ndarray, cache_key: str | None = None) -> SegEncoding:
-        """(h, w, 3) uint8 RGB -> :class:`SegEncoding` holding the encoder outputs by name."""
+    def encode_image(self, image: np.ndarray, cache_key: str | None = None,
+                     size: tuple[int, int] | None = None) -> SegEncoding:
+        """(h, w, 3) uint8 RGB -> :class:`SegEncoding` holding the encoder outputs by name.
+
+        ``size``: the (h, w) the image stands for when it was decoded reduced (a huge scan;
+        see ``backend.models.inputs.load_image``); prompts and masks are then in those pixels.
+        """
         image = check_image(image)
-        size = (int(image.shape[0]), int(image.shape[1]))
+        size = full_size(image, size)
         if cache_key is not None and self.cache is not None:
             hit = self.cache.get(self._cache_key(cache_key))
             if hit is not None and self._valid(hit) and \

@@ -73,8 +73,10 @@ class Segmenter(Protocol):
     provider: str  # onnxruntime provider the encoder runs on (after fallback)
     encoder_runs: int  # how many times the image encoder actually ran (cache hits excluded)
 
-    def encode_image(self, image: np.ndarray, cache_key: str | None = None) -> SegEncoding:
-        """Encode an (h, w, 3) uint8 RGB image; with ``cache_key`` and a cache, reuse/keep it."""
+    def encode_image(self, image: np.ndarray, cache_key: str | None = None,
+                     size: tuple[int, int] | None = None) -> SegEncoding:
+        """Encode an (h, w, 3) uint8 RGB image; with ``cache_key`` and a cache, reuse/keep it.
+        ``size``: the full (h, w) when ``image`` was decoded reduced (coordinates use it)."""
         ...
 
     def predict(self, enc: SegEncoding, points: Sequence[Point] = (),

@@ -46,7 +46,8 @@ def _example(project: Project) -> tuple[int, dict[str, Any]]:
 
 
 def _reference(detector: Any, project: Project, image_id: int, query: Any) -> list[list[float]]:
-    enc = detector.encode_image(load_image(project.image_path(image_id)))
+    img = load_image(project.image_path(image_id))
+    enc = detector.encode_image(img.pixels, size=img.size)
     return sorted(list(map(float, d.box)) for d in detector.score_query(enc, query, THRESHOLD))
 
 
@@ -63,7 +64,8 @@ def test_similar_run_proposes_the_examples_class_on_every_image(ai: Any, batch: 
     assert result["state"] == "done" and [f["name"] for f in result["failed"]] == ["img05.jpg"]
     detector = ai.models.detector()
     query = np.asarray(batch.run(run["run"])["params"]["query"], dtype=np.float32)
-    ex_enc = detector.encode_image(load_image(batch.image_path(example["image_id"])))
+    ex_img = load_image(batch.image_path(example["image_id"]))
+    ex_enc = detector.encode_image(ex_img.pixels, size=ex_img.size)
     np.testing.assert_allclose(query, detector.query_embedding(ex_enc, EXAMPLE_BOX), atol=1e-5)
     made = {im["id"]: [s for s in batch.proposals(im["id"])
                        if s["prompt"] == f"similar to shape #{example['id']}"]
