@@ -52,6 +52,18 @@ EXCLUDES_ALWAYS = ["tkinter", "_tkinter", "pytest", "_pytest", "hypothesis", "IP
                    "PySide6.QtPositioning", "PySide6.QtOpenGL", "PySide6.QtTest", "PySide6.QtSvg",
                    "PySide6.QtDBus"]
 
+# The single file's launcher (build_scripts/launcher) uses a few standard modules; PyInstaller
+# unpacks whatever it bundles at every start, so everything else stays out (hashlib and
+# concurrent.futures are imported by the build-side code of the same module only).
+LAUNCHER_EXCLUDES = EXCLUDES_ALWAYS + [m for m in EXCLUDES_DEFAULT if m != "build_scripts"] + [
+    "backend", "numpy", "PIL", "PySide6", "shiboken6", "onnxruntime", "tokenizers", "tifffile",
+    "hashlib", "_hashlib", "ssl", "_ssl", "concurrent", "multiprocessing", "asyncio", "email", "http",
+    "xml", "unittest", "pydoc", "ctypes", "_ctypes", "lzma", "_lzma", "bz2", "_bz2", "decimal",
+    "_decimal", "sqlite3"]
+# ... and of the standard library's native modules, the CJK codecs (base_library brings every
+# codec; the launcher decodes nothing but UTF-8 and the file system encoding).
+LAUNCHER_DROP = ("*/_codecs_*", "*/_multibytecodec*")
+
 # Packages the app ships: a module of one of these that exists here but is not in the bundle
 # is a missed hidden import (build_verify.check_warnings).
 RUNTIME_PACKAGES = ("backend", "PySide6", "shiboken6", "numpy", "onnxruntime", "PIL",

@@ -7,7 +7,8 @@
     python build_scripts/build_onefile.py --torch --mode onedir    # with torch + transformers
 
 Steps: PyInstaller with ``main.spec`` (its own work folder per mode and variant, so rebuilds
-reuse the analysis; the spec renders the icons and checks the bundle), then optionally the
+reuse the analysis; the spec renders the icons and checks the bundle; for the single file it
+also packs the one-folder app into the launcher, build_scripts/launcher), then optionally the
 binary's own ``--self-test``. Signing and installers are separate scripts.
 """
 

@@ -75,6 +75,11 @@ def _is_dependency(dest: str) -> bool:
     return "/" not in dest.replace("\\", "/") or _match(dest, DEPENDENCY_DIRS)
 
 
+def drop_matching(entries: list[Entry], patterns: Iterable[str]) -> list[Entry]:
+    """``entries`` without those whose destination name matches one of ``patterns``."""
+    return [e for e in entries if not _match(e[0], patterns)]
+
+
 def prune_orphans(binaries: list[Entry]) -> tuple[list[Entry], list[Entry]]:
     """(kept, dropped): shared libraries no root needs (Linux only; elsewhere nothing is dropped)."""
     if not sys.platform.startswith("linux"):

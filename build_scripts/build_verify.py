@@ -10,8 +10,9 @@ variant must not contain torch or transformers; the torch variant must contain t
 export code. PyInstaller's warn file must not list a missing module that the app needs.
 
 The same rules run on the Analysis TOC inside ``main.spec`` (before anything is written) and on
-the finished artifact (``python build_scripts/build_verify.py dist/fieldmark``): a onefile
-executable is read with PyInstaller's ``CArchiveReader``, a one-folder app is walked.
+the finished artifact (``python build_scripts/build_verify.py dist/fieldmark``): the single file's
+packed app is listed from its index (build_scripts/launcher/payload.py) and its executable read
+with PyInstaller's ``CArchiveReader``; a one-folder app is walked.
 """
 
 from __future__ import annotations
@@ -63,11 +64,36 @@ def _read_carchive(exe: Path, out: Listing, *, with_files: bool) -> None:
             out.packed[name.replace("\\", "/")] = length
 
 
+def _read_packed_app(exe: Path, out: Listing) -> bool:
+    """A single file made by the launcher (build_scripts/launcher): list the one-folder app
+    packed inside it — files from the packed index, modules from the packed app executable."""
+    import tempfile
+
+    from build_scripts.launcher import payload
+
+    try:
+        index, data_at = payload.open_payload(exe)
+    except payload.PayloadError:
+        return False  # a plain PyInstaller onefile
+    for e in index["entries"]:
+        rel = e["path"].removeprefix("_internal/")
+        if e["path"].startswith("_internal/") and e["type"] != "d":
+            out.files[rel] = e.get("size", 0)
+            out.packed[rel] = sum(c[1] for c in e.get("chunks", []))
+    with tempfile.TemporaryDirectory() as tmp:
+        app = Path(tmp) / index["exe"]
+        app.write_bytes(payload.read_file(exe, index, data_at, index["exe"]))
+        _read_carchive(app, out, with_files=False)
+    return True
+
+
 def read_bundle(artifact: Path, name: str) -> Listing:
-    """List a onefile executable or a one-folder app (``<dir>/<name>`` + ``<dir>/_internal``)."""
+    """List a single file (the launcher with the packed app, or a plain PyInstaller onefile) or a
+    one-folder app (``<dir>/<name>`` + ``<dir>/_internal``)."""
     out = Listing()
     if artifact.is_file():
-        _read_carchive(artifact, out, with_files=True)
+        if not _read_packed_app(artifact, out):
+            _read_carchive(artifact, out, with_files=True)
         return out
     exe = artifact / (name + bc.exe_suffix())
     if not exe.is_file():

@@ -27,9 +27,10 @@ step "build onefile (PyInstaller + bundle check)" \
   python3 build_scripts/build_onefile.py --mode onefile --packs build/ci-packs \
     --summary build/build-summary-ci.json
 data=$(mktemp -d)
-trap 'rm -rf "$data"' EXIT
-step "self-test of the binary" \
-  env FIELDMARK_DATA_DIR="$data" dist/fieldmark --self-test --require-packs \
+cache=$(mktemp -d)  # the single file unpacks its app here once (first start), not in ~/.cache
+trap 'rm -rf "$data" "$cache"' EXIT
+step "self-test of the binary (first start: unpacks the app)" \
+  env FIELDMARK_DATA_DIR="$data" FIELDMARK_CACHE_DIR="$cache" dist/fieldmark --self-test --require-packs \
     --report build/selftest-frozen.json
 step "tests of the binary" \
   python3 -m pytest -p no:cacheprovider -q tests/frozen

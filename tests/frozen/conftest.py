@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,13 @@ def binary(request: pytest.FixtureRequest) -> Path:
     if request.param is None:
         pytest.skip("no built binary in dist/ (build one: python build_scripts/build_onefile.py)")
     return Path(request.param)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _app_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The single file unpacks its app once per build into a per-user cache: here one cache for
+    the whole session (unpacked by the first test that starts it), never the user's own."""
+    cache = tmp_path_factory.mktemp("app-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FIELDMARK_CACHE_DIR", str(cache))
+        yield cache
