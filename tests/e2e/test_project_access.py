@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from backend.gui.waiting import wait_until
 from backend.store import Project
 from tests.e2e.harness import Driver, Launcher, close_checked, launch
 from tests.e2e.projects import DEFAULT_IMAGES, make_project
+from tests.reliability.crash_state import integrity
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL, POSIX permissions")]
@@ -55,11 +55,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _integrity(folder: Path) -> str:
-    raw = sqlite3.connect(folder / ".fieldmark" / "project.sqlite")
-    try:
-        return str(raw.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        raw.close()
+    return integrity(folder / ".fieldmark" / "project.sqlite")
 
 
 def _with_recent(tmp_path: Path, *folders: Path) -> Path:

@@ -30,6 +30,7 @@ from backend.api.service import Api
 from backend.api.settings import Settings
 from backend.errors import FieldmarkError
 from backend.store import Project
+from tests.reliability.crash_state import integrity
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions and fork")
 NOBODY = 65534
@@ -128,9 +129,10 @@ def _labelled(folder: Path) -> int:
 
 
 def _labels_intact(folder: Path, shape: int) -> None:
-    raw = sqlite3.connect(folder / ".fieldmark" / "project.sqlite")
+    db = folder / ".fieldmark" / "project.sqlite"
+    assert integrity(db) == "ok"
+    raw = sqlite3.connect(db)
     try:
-        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert raw.execute("SELECT id FROM shapes").fetchall() == [(shape,)]
     finally:
         raw.close()
@@ -255,6 +257,4 @@ def test_a_write_that_cannot_grow_the_database_is_explained_and_loses_nothing(ba
     with Project.open(photos) as p:
         stored = {s["id"] for s in p.shapes(p.images()[0]["id"])}
     assert set(result["saved"]) <= stored
-    raw = sqlite3.connect(photos / ".fieldmark" / "project.sqlite")
-    assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    raw.close()
+    assert integrity(photos / ".fieldmark" / "project.sqlite") == "ok"

@@ -11,7 +11,6 @@ import errno
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from backend.api.service import Api
 from backend.api.settings import Settings
 from backend.errors import ProjectLocked
 from backend.store import Project
+from tests.reliability.crash_state import integrity
 
 ROOT = Path(__file__).resolve().parents[2]
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL and fcntl")
@@ -66,11 +66,7 @@ def _add_box(api: Api) -> int:
 
 
 def _integrity(folder: Path) -> str:
-    raw = sqlite3.connect(folder / ".fieldmark" / "project.sqlite")
-    try:
-        return str(raw.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        raw.close()
+    return integrity(folder / ".fieldmark" / "project.sqlite")
 
 
 def test_two_windows_in_one_process_whatever_the_spelling(make_api, tmp_path: Path,
