@@ -10,11 +10,10 @@ written (all or nothing).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from backend.errors import FieldmarkError
 from backend.formats.base import (
@@ -24,10 +23,10 @@ from backend.formats.base import (
     Progress,
     commit_import,
     image_size,
-    import_item,
     read_json,
     report,
 )
+from backend.formats.importing import FAR_REASON, add_item, valid_class_name, within_reach
 from backend.geometry import rle as rle_codec
 from backend.geometry.masks import polygons_to_mask
 
@@ -54,28 +53,67 @@ class _Checker:
         return value
 
     def number(self, value: Any, where: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                not np.isfinite(value):
-            raise self.fail(where, f"must be a number, got {value!r}")
-        return float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(where, f"must be a number, got {_short(value)}")
+        try:
+            number = float(value)
+        except OverflowError:       # an integer with hundreds of digits
+            number = math.inf
+        if not math.isfinite(number):
+            raise self.fail(where, f"must be a finite number, got {_short(value)}")
+        return number
 
     def numbers(self, value: Any, where: str, n: int | None = None) -> list[float]:
         if not isinstance(value, list) or (n is not None and len(value) != n):
-            raise self.fail(where, f"must be a list of {n or 'some'} numbers, got {value!r}"[:200])
+            raise self.fail(where, f"must be a list of {n or 'some'} numbers, got "
+                                   f"{_short(value)}")
         return [self.number(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+    def key(self, value: Any, where: str) -> int | str:
+        """An id: COCO's are integers; text is let through (some tools write it)."""
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.fail(where, f"must be an integer id, got {_short(value)}")
+        return value
+
+    def size(self, value: Any, where: str) -> int | None:
+        if value is None:
+            return None
+        number = self.number(value, where)
+        if number <= 0 or number != int(number):
+            raise self.fail(where, f"must be a whole number of pixels, got {_short(value)}")
+        return int(number)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _rle_counts(seg: dict[str, Any], where: str, check: _Checker, width: int,
+                height: int) -> None:
+    """Refuse what would make the RLE decoder fail in numpy rather than with a message."""
+    size = seg.get("size")
+    if not isinstance(size, list) or [type(v) for v in size] != [int, int]:
+        raise check.fail(f"{where}.size", f"must be [height, width], got {_short(size)}")
+    if size != [height, width]:
+        raise check.fail(f"{where}.size", f"is {size} but the image is [{height}, {width}] "
+                                          "(height, width)")
+    counts = seg.get("counts")
+    if isinstance(counts, list) and not all(
+            type(c) is int and 0 <= c <= height * width for c in counts):
+        raise check.fail(f"{where}.counts", "must be a string or a list of pixel counts, got "
+                                            f"{_short(counts)}")
 
 
 def _parse_segmentation(ann: dict[str, Any], where: str, check: _Checker, width: int,
                         height: int) -> tuple[str, Any] | None:
-    """(kind, geometry) for the annotation's segmentation, or None when it has none."""
+    """(kind, geometry) for the annotation's segmentation, or None when it has none; ("far",
+    None) for polygons too far outside any image to rasterize."""
     seg = ann.get("segmentation")
     if seg is None or seg == []:
         return None
     if isinstance(seg, dict):
-        size = seg.get("size")
-        if size is not None and list(size) != [height, width]:
-            raise check.fail(f"{where}.segmentation.size", f"is {size} but the image is "
-                                                            f"[{height}, {width}] (height, width)")
+        _rle_counts(seg, f"{where}.segmentation", check, width, height)
         try:
             mask = rle_codec.decode(seg)
         except FieldmarkError as exc:  # the codec's InvalidArgument says what is wrong
@@ -92,6 +130,8 @@ def _parse_segmentation(ann: dict[str, Any], where: str, check: _Checker, width:
         rings.append([[flat[k], flat[k + 1]] for k in range(0, len(flat), 2)])
     if len(rings) == 1:
         return "polygon", rings[0]
+    if not within_reach(rings):
+        return "far", None
     return "mask", polygons_to_mask([[r] for r in rings], height, width)
 
 
@@ -127,7 +167,13 @@ def coco_to_annotations(data: Any, path: Path, matcher: ImageMatcher,
         if not isinstance(cat, dict) or "id" not in cat or not isinstance(cat.get("name"), str) \
                 or not cat["name"].strip():
             raise check.fail(f"categories[{i}]", "must have an id and a name")
-        categories[cat["id"]] = cat["name"].strip()
+        key = check.key(cat["id"], f"categories[{i}].id")
+        if key in categories:
+            raise check.fail(f"categories[{i}].id", f"{_short(key)} is used by two categories")
+        try:
+            categories[key] = valid_class_name(cat["name"])
+        except ValueError as exc:
+            raise check.fail(f"categories[{i}].name", f"cannot be a class name: {exc}") from exc
     images: dict[Any, dict[str, Any]] = {}
     skipped: list[dict[str, Any]] = []
     matched: dict[Any, dict[str, Any] | None] = {}
@@ -136,13 +182,17 @@ def coco_to_annotations(data: Any, path: Path, matcher: ImageMatcher,
         if not isinstance(img, dict) or "id" not in img or not isinstance(
                 img.get("file_name"), str):
             raise check.fail(f"images[{i}]", "must have an id and a file_name")
-        images[img["id"]] = img
+        key = check.key(img["id"], f"images[{i}].id")
+        if key in images:
+            raise check.fail(f"images[{i}].id", f"{_short(key)} is used by two images")
+        images[key] = img
+        want = (check.size(img.get("width"), f"images[{i}].width"),
+                check.size(img.get("height"), f"images[{i}].height"))
         rec, reason = matcher.match(img["file_name"])
         if rec is not None:
             if rec["id"] not in sizes:
                 sizes[rec["id"]] = size_of(rec)
             size = sizes[rec["id"]]
-            want = (img.get("width"), img.get("height"))
             if size is None:
                 rec, reason = None, "the project image cannot be read, so its size is unknown"
             elif None not in want and tuple(want) != size:
@@ -150,18 +200,21 @@ def coco_to_annotations(data: Any, path: Path, matcher: ImageMatcher,
                                      f"image is {size[0]} x {size[1]} as displayed (resized, "
                                      "or rotated by its EXIF orientation?)")
         if rec is None:
-            unmatched[img["id"]] = [img["file_name"], reason, 0]
-        matched[img["id"]] = rec
+            unmatched[key] = [img["file_name"], reason, 0]
+        matched[key] = rec
     items: list[dict[str, Any]] = []
     for i, ann in enumerate(check.list_of(data, "annotations")):
         where = f"annotations[{i}]"
         if not isinstance(ann, dict):
             raise check.fail(where, "must be an object")
-        if ann.get("image_id") not in images:
-            raise check.fail(f"{where}.image_id", f"{ann.get('image_id')!r} is not in images")
-        if ann.get("category_id") not in categories:
-            raise check.fail(f"{where}.category_id",
-                             f"{ann.get('category_id')!r} is not in categories")
+        image_id, category_id = ann.get("image_id"), ann.get("category_id")
+        if isinstance(image_id, bool) or not isinstance(image_id, (int, str)) or \
+                image_id not in images:
+            raise check.fail(f"{where}.image_id", f"{_short(image_id)} is not in images")
+        if isinstance(category_id, bool) or not isinstance(category_id, (int, str)) or \
+                category_id not in categories:
+            raise check.fail(f"{where}.category_id", f"{_short(category_id)} is not in "
+                                                     "categories")
         rec = matched[ann["image_id"]]
         bbox = ann.get("bbox")
         box = None
@@ -171,36 +224,34 @@ def coco_to_annotations(data: Any, path: Path, matcher: ImageMatcher,
         if rec is None:
             unmatched[ann["image_id"]][2] += 1   # reported once per image, below
             continue
-        width, height = sizes[rec["id"]] or (0, 0)
+        size = sizes[rec["id"]] or (0, 0)
+        width, height = size
         parsed = _parse_segmentation(ann, where, check, width, height)
         extra: dict[str, Any] = {}
         if ann.get("score") is not None:
             extra["score"] = check.number(ann["score"], f"{where}.score")
         cls = categories[ann["category_id"]]
-        name = images[ann["image_id"]]["file_name"]
+        what = f"{images[ann['image_id']]['file_name']}: {where}"
         if parsed is None:
             if box is None:
                 raise check.fail(where, "has neither a segmentation nor a bbox")
-            if box[2] <= box[0] or box[3] <= box[1]:
-                skipped.append({"item": f"{name}: {where}", "reason": "its bbox has no area"})
-                continue
-            items.append(import_item(rec["id"], cls, "box", box, **extra))
+            add_item(items, skipped, what, rec["id"], size, cls, "box", box, **extra)
         elif parsed[0] == "polygon":
             ring = parsed[1]
             corners = _as_box(ring)
-            if corners is not None:
-                items.append(import_item(rec["id"], cls, "box", corners, **extra))
-            else:
-                items.append(import_item(rec["id"], cls, "polygon", ring, **extra))
+            kind, geometry = ("box", corners) if corners is not None else ("polygon", ring)
+            add_item(items, skipped, what, rec["id"], size, cls, kind, geometry, **extra)
+        elif parsed[0] == "far":
+            skipped.append({"item": what, "reason": FAR_REASON})
         else:
             mask = parsed[1]
             if not mask.any():
-                skipped.append({"item": f"{name}: {where}", "reason": "its mask is empty"})
+                skipped.append({"item": what, "reason": "its mask is empty"})
                 continue
             rle = rle_codec.encode(mask)
             x, y, bw, bh = rle_codec.to_bbox(rle)
-            items.append(import_item(rec["id"], cls, "mask",
-                                     {"rle": rle, "bbox": [x, y, x + bw, y + bh]}, **extra))
+            add_item(items, skipped, what, rec["id"], size, cls, "mask",
+                     {"rle": rle, "bbox": [x, y, x + bw, y + bh]}, **extra)
     for file_name, reason, count in unmatched.values():
         skipped.append({"item": file_name, "reason": f"{reason} ({count} annotation"
                                                      f"{'' if count == 1 else 's'} not imported)"})

@@ -2,18 +2,25 @@
 committing the shapes as one transaction and one undo step.
 
 Import is all or nothing: parse and validate every file first (raise
-:class:`~backend.formats.options.FormatError` naming the file and the problem), match images
-with :class:`ImageMatcher`, collect :func:`import_item` records, then :func:`commit_import`.
+:class:`~backend.formats.options.FormatError` naming the file and the problem; class names
+through :func:`valid_class_name`), match images with :class:`ImageMatcher`, collect records
+with :func:`add_item`, which cuts each shape to its image and skips, with the reason, one
+with nothing inside (:func:`fit_to_image`), then :func:`commit_import`. Files are untrusted:
+every malformed input must end in a FormatError, never another exception or a half import
+(``tests/reliability/test_import_fuzz.py`` checks that on thousands of broken files).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from backend.errors import InvalidArgument
 from backend.formats.options import FormatError, ImportReport
+from backend.store.validate import check_class_name
 
 if TYPE_CHECKING:
     from backend.store import Project
@@ -70,6 +77,118 @@ def import_item(image_id: int, class_name: str | None, kind: str, geometry: Any,
             "geometry": geometry, **extra}
 
 
+def valid_class_name(name: Any) -> str:
+    """A class name read from a file, stripped; ValueError saying what is wrong with it (the
+    caller names the file). Checked here, not left to the store, whose message cannot say
+    which file and field the name came from."""
+    try:
+        name = check_class_name(name)
+    except InvalidArgument as exc:
+        raise ValueError(exc.message) from exc
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:   # a lone surrogate, from a JSON "\ud800" escape
+        raise ValueError(f"name must be Unicode text, got {name!r}.") from None
+    return name
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool); False for an integer too large for a float too,
+    where ``math.isfinite`` would raise OverflowError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+# Beyond this many pixels a coordinate is not a position in any image (and clipping arithmetic
+# on it could overflow to inf - inf = nan).
+_FAR = 1e9
+FAR_REASON = "a coordinate is not a pixel position (far outside any image)"
+
+
+def within_reach(rings: Iterable[Iterable[Sequence[float]]]) -> bool:
+    """Whether every point of ``rings`` can be a pixel position; rasterize only those."""
+    return all(abs(v) <= _FAR for ring in rings for p in ring for v in p)
+
+
+def _clip_ring(ring: list[list[float]], width: float, height: float) -> list[list[float]]:
+    """The part of a ring inside ``[0, width] x [0, height]`` (Sutherland-Hodgman: the image
+    is convex, so one pass per edge gives the exact intersection)."""
+    pts = ring
+    for axis, limit, below in ((0, 0.0, False), (0, width, True), (1, 0.0, False),
+                               (1, height, True)):
+        out: list[list[float]] = []
+        for k, cur in enumerate(pts):
+            prev = pts[k - 1]
+            cur_in = cur[axis] <= limit if below else cur[axis] >= limit
+            prev_in = prev[axis] <= limit if below else prev[axis] >= limit
+            if cur_in != prev_in:
+                t = (limit - prev[axis]) / (cur[axis] - prev[axis])
+                cross = [prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])]
+                cross[axis] = limit
+                out.append(cross)
+            if cur_in:
+                out.append(cur)
+        pts = out
+        if not pts:
+            break
+    clamped = [[min(max(x, 0.0), width), min(max(y, 0.0), height)] for x, y in pts]
+    return [p for k, p in enumerate(clamped) if p != clamped[k - 1]] if len(clamped) > 1 \
+        else clamped
+
+
+def _area(ring: list[list[float]]) -> float:
+    return abs(sum(ring[k - 1][0] * y - x * ring[k - 1][1] for k, (x, y) in enumerate(ring))) / 2
+
+
+def fit_to_image(kind: str, geometry: Any, size: tuple[int, int]) -> tuple[Any, str]:
+    """``(geometry, "")`` with what lies outside the ``(width, height)`` image cut off, or
+    ``(None, reason)`` when nothing of the shape is left. Shapes inside are returned as they
+    are (so round trips stay exact). Masks are made at the image size and pass through."""
+    if kind == "mask":
+        return geometry, ""
+    width, height = size
+    flat = geometry if kind in ("box", "point") else [v for p in geometry for v in p]
+    if not all(is_number(v) and abs(v) <= _FAR for v in flat):
+        return None, FAR_REASON
+    outside = f"it lies outside the {width} x {height} image"
+    if kind == "point":
+        x, y = geometry
+        return (geometry, "") if 0 <= x <= width and 0 <= y <= height else (None, outside)
+    if kind == "box":
+        x0, y0, x1, y1 = geometry
+        if x1 <= x0 or y1 <= y0:
+            return None, "its box has no area"
+        box = [min(max(x0, 0), width), min(max(y0, 0), height),
+               min(max(x1, 0), width), min(max(y1, 0), height)]
+        if box[2] <= box[0] or box[3] <= box[1]:
+            return None, outside
+        return (geometry if box == list(geometry) else box), ""
+    if _area(geometry) <= 0:
+        return None, "its polygon has no area"
+    if all(0 <= x <= width and 0 <= y <= height for x, y in geometry):
+        return geometry, ""
+    ring = _clip_ring(geometry, width, height)
+    if len(ring) < 3 or _area(ring) <= 0:
+        return None, outside
+    return ring, ""
+
+
+def add_item(items: list[dict[str, Any]], skipped: list[dict[str, Any]], what: str,
+             image_id: int, size: tuple[int, int], class_name: str | None, kind: str,
+             geometry: Any, **extra: Any) -> None:
+    """Append the shape to ``items`` cut to its image (:func:`fit_to_image`), or to
+    ``skipped`` as ``what`` with the reason when nothing of it is inside."""
+    fitted, reason = fit_to_image(kind, geometry, size)
+    if fitted is None:
+        skipped.append({"item": what, "reason": reason})
+    else:
+        items.append(import_item(image_id, class_name, kind, fitted, **extra))
+
+
 def _shape_key(kind: str, geometry: Any) -> tuple[Any, ...]:
     """What makes two shapes "the same" for re-import: a mask's RLE, else the coordinates to
     a thousandth of a pixel (so 3 and 3.0, or YOLO's 8-decimal fractions, compare equal)."""
@@ -113,7 +232,15 @@ def commit_import(project: Project, fmt: str, items: list[dict[str, Any]],
     done = project.import_shapes(fresh, description or f"Import {fmt.upper()}",
                                  class_names=[n.strip() for n in class_names])
     return ImportReport(fmt, images_matched, done["shapes_added"], done["classes_added"],
-                        skipped)
+                        [{k: _printable(v) for k, v in s.items()} for s in skipped])
+
+
+def _printable(value: Any) -> Any:
+    """A report string that any output can encode: a file name may hold a lone surrogate (a
+    JSON "\\udc80" escape), which makes printing the report to a UTF-8 terminal fail."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -128,6 +255,9 @@ def read_json(path: Path, what: str) -> Any:
                           detail={"file": str(path)}) from exc
     try:
         return json.loads(text)
+    except RecursionError as exc:
+        raise FormatError(f"The {what} '{path}' is nested too deeply to be a real annotation "
+                          "file; is it the right file?", detail={"file": str(path)}) from exc
     except ValueError as exc:
         raise FormatError(f"The {what} '{path}' is not valid JSON ({exc}). Was it cut short "
                           "or edited by hand?", detail={"file": str(path)}) from exc

@@ -29,16 +29,13 @@ import, naming the file and the shape, before anything is written.
 from __future__ import annotations
 
 import base64
-import binascii
 import io
-import math
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from backend.errors import InvalidArgument
 from backend.formats.base import (
     Dataset,
     ExportOptions,
@@ -50,17 +47,22 @@ from backend.formats.base import (
     Progress,
     commit_import,
     image_size,
-    import_item,
     mask_parts,
     read_json,
     report,
     write_image,
     write_json,
 )
+from backend.formats.importing import (
+    FAR_REASON,
+    add_item,
+    is_number,
+    valid_class_name,
+    within_reach,
+)
 from backend.formats.masks import png_bytes, tight_box, unique_stems
 from backend.geometry import rle
 from backend.geometry.masks import polygons_to_mask
-from backend.store.validate import check_class_name
 
 if TYPE_CHECKING:
     from backend.store import Project
@@ -156,17 +158,24 @@ def decode_mask(points: list[list[float]], data: Any, width: int, height: int,
         raise ValueError(f"{where}: a mask shape needs 'mask', a base64 PNG")
     if len(points) != 2:
         raise ValueError(f"{where}: a mask shape needs 2 points (its box), got {len(points)}")
+    (x1, y1), (x2, y2) = ((int(round(x)), int(round(y))) for x, y in points)
+    # binascii.Error (bad base64) is a ValueError.
+    unreadable = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
     try:
-        with Image.open(io.BytesIO(base64.b64decode(data, validate=True))) as im:
-            crop = np.asarray(im)
-    except (binascii.Error, OSError, ValueError, SyntaxError) as exc:
+        im = Image.open(io.BytesIO(base64.b64decode(data, validate=True)))
+    except unreadable as exc:
         raise ValueError(f"{where}: 'mask' is not a base64 PNG ({exc})") from exc
+    with im:
+        # Checked before decoding: a small file may declare a huge image.
+        if im.size != (x2 - x1 + 1, y2 - y1 + 1):
+            raise ValueError(f"{where}: the mask PNG is {im.size[0]} x {im.size[1]} but its "
+                             f"points span {x2 - x1 + 1} x {y2 - y1 + 1} pixels")
+        try:
+            crop = np.asarray(im)
+        except unreadable as exc:
+            raise ValueError(f"{where}: 'mask' is not a readable PNG ({exc})") from exc
     if crop.ndim != 2:
         raise ValueError(f"{where}: 'mask' must be a one-channel PNG, got shape {crop.shape}")
-    (x1, y1), (x2, y2) = ((int(round(x)), int(round(y))) for x, y in points)
-    if crop.shape != (y2 - y1 + 1, x2 - x1 + 1):
-        raise ValueError(f"{where}: the mask PNG is {crop.shape[1]} x {crop.shape[0]} but its "
-                         f"points span {x2 - x1 + 1} x {y2 - y1 + 1} pixels")
     out = np.zeros((height, width), dtype=bool)
     ys, xs = slice(max(y1, 0), min(y2 + 1, height)), slice(max(x1, 0), min(x2 + 1, width))
     if ys.start < ys.stop and xs.start < xs.stop:
@@ -179,9 +188,7 @@ def _points(value: Any, where: str) -> list[list[Any]]:
         raise ValueError(f"{where}: 'points' must be a non-empty list of [x, y]")
     out = []
     for p in value:
-        if (not isinstance(p, list) or len(p) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                           and math.isfinite(v) for v in p)):
+        if not isinstance(p, list) or len(p) != 2 or not all(is_number(v) for v in p):
             raise ValueError(f"{where}: 'points' must be [x, y] pairs of numbers, got {p!r}")
         out.append([p[0], p[1]])     # ints stay ints, so a round trip writes the same text
     return out
@@ -199,9 +206,9 @@ class _Group:
 
 
 def labelme_to_items(doc: Any, width: int, height: int
-                     ) -> tuple[list[tuple[str | None, str, Any]], list[tuple[str, str]]]:
-    """``(class name or None, kind, geometry)`` for every shape of a labelme document, and
-    ``(where, reason)`` for shapes it leaves out. Raises ValueError naming the shape."""
+                     ) -> tuple[list[tuple[str | None, str, Any, str]], list[tuple[str, str]]]:
+    """``(class name or None, kind, geometry, where)`` for every shape of a labelme document,
+    and ``(where, reason)`` for shapes it leaves out. Raises ValueError naming the shape."""
     if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
         raise ValueError("it has no 'shapes' list, so it is not a labelme file")
     items: list[Any] = []      # (name, kind, geometry), or a group key resolved below
@@ -215,9 +222,9 @@ def labelme_to_items(doc: Any, width: int, height: int
         if not isinstance(label, str):
             raise ValueError(f"{where}: 'label' must be text, got {label!r}")
         try:
-            name = check_class_name(label) if label.strip() else None
-        except InvalidArgument as exc:
-            raise ValueError(f"{where}: 'label' cannot be a class name ({exc.message})") from exc
+            name = valid_class_name(label) if label.strip() else None
+        except ValueError as exc:
+            raise ValueError(f"{where}: 'label' cannot be a class name ({exc})") from exc
         kind = s.get("shape_type") or "polygon"
         points = _points(s.get("points"), where)
         group = s.get("group_id")
@@ -227,11 +234,12 @@ def labelme_to_items(doc: Any, width: int, height: int
             if len(points) != 2:
                 raise ValueError(f"{where}: a rectangle needs 2 points, got {len(points)}")
             (x0, y0), (x1, y1) = points
-            items.append((name, "box", [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)]))
+            items.append((name, "box", [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)],
+                          where))
         elif kind == "point":
             if len(points) != 1:
                 raise ValueError(f"{where}: a point needs 1 point, got {len(points)}")
-            items.append((name, "point", points[0]))
+            items.append((name, "point", points[0], where))
         elif kind in ("polygon", "mask"):
             if kind == "polygon" and len(points) < 3:
                 raise ValueError(f"{where}: a polygon needs at least 3 points, got {len(points)}")
@@ -244,21 +252,24 @@ def labelme_to_items(doc: Any, width: int, height: int
         else:
             skipped.append((where, f"labelme '{kind}' shapes have no Fieldmark equivalent "
                                    "(boxes, polygons, points and masks are imported)"))
-    out: list[tuple[str | None, str, Any]] = []
+    out: list[tuple[str | None, str, Any, str]] = []
     for entry in items:
         if not isinstance(entry, _Group):
             out.append(entry)
             continue
         name, members = entry.key[0], groups[entry.key]
         if len(members) == 1 and members[0][0] == "polygon":
-            out.append((name, "polygon", members[0][1]))
+            out.append((name, "polygon", members[0][1], members[0][3]))
+            continue
+        if not within_reach(points for _, points, _, _ in members):
+            skipped.append((members[0][3], FAR_REASON))
             continue
         union = np.zeros((height, width), dtype=bool)
         for kind, points, data, where in members:
             union |= (decode_mask(points, data, width, height, where) if kind == "mask"
                       else polygons_to_mask([[points]], height, width))
         if union.any():
-            out.append((name, "mask", _mask_geometry(union)))
+            out.append((name, "mask", _mask_geometry(union), members[0][3]))
         else:
             skipped.append((members[0][3], "its mask covers no pixel of the image"))
     return out, skipped
@@ -367,6 +378,7 @@ def import_(project: Project, src: Path, progress: Progress) -> ImportReport:
                               "imported.", detail={"file": str(path)}) from exc
         matched.add(rec["id"])
         skipped += [{"item": f"{path} {where}", "reason": why} for where, why in left_out]
-        items += [import_item(rec["id"], name, kind, geometry) for name, kind, geometry in shapes]
+        for name, kind, geometry, where in shapes:
+            add_item(items, skipped, f"{path} {where}", rec["id"], size, name, kind, geometry)
     report(progress, len(files), len(files), "Saving")
     return commit_import(project, "labelme", items, skipped, len(matched), "Import labelme")

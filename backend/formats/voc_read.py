@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from xml.parsers import expat
 
 import numpy as np
 from PIL import Image
@@ -30,9 +31,9 @@ from backend.formats.base import (
     Progress,
     commit_import,
     image_size,
-    import_item,
     report,
 )
+from backend.formats.importing import add_item
 from backend.formats.voc import MAX_VALUE, voc_to_box
 from backend.geometry import rle
 from backend.store.validate import check_class_name
@@ -50,19 +51,43 @@ class VocAnnotation:
     objects: list[tuple[str, list[float]]]      # (name, [x0, y0, x1, y1])
 
 
+class _DtdRefused(Exception):
+    pass
+
+
+def _refuse(*_: Any) -> None:
+    raise _DtdRefused
+
+
 def parse_xml(data: bytes, path: Path, what: str) -> ET.Element:
     """Parse untrusted XML; documents with a DTD (entity expansion, external entities) are
-    refused rather than trusted to the parser's limits."""
-    head = data.lower()
-    if b"<!doctype" in head or b"<!entity" in head:
+    refused rather than trusted to the parser's limits.
+
+    The refusal is made by expat itself, as the declaration is read, so it holds in every
+    encoding the parser reads (a byte search for "<!DOCTYPE" misses a UTF-16 file), and no
+    entity is ever expanded or fetched. The tree is built from the same parse.
+    """
+    builder = ET.TreeBuilder()
+    parser = expat.ParserCreate()
+    parser.StartElementHandler = builder.start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.data
+    parser.StartDoctypeDeclHandler = _refuse
+    parser.EntityDeclHandler = _refuse
+    parser.UnparsedEntityDeclHandler = _refuse
+    parser.ExternalEntityRefHandler = _refuse
+    try:
+        parser.Parse(data, True)
+    except _DtdRefused:
         raise FormatError(f"The {what} '{path}' declares a DTD or entities, which Fieldmark does "
                           "not read. Remove the <!DOCTYPE ...> part and try again.",
-                          detail={"file": str(path)})
-    try:
-        return ET.fromstring(data)
-    except ET.ParseError as exc:
+                          detail={"file": str(path)}) from None
+    # LookupError / ValueError: an encoding="..." that Python does not know or expat cannot
+    # read (multi-byte ones such as shift_jis or utf-7).
+    except (expat.ExpatError, LookupError, ValueError) as exc:
         raise FormatError(f"The {what} '{path}' is not valid XML ({exc}). Was it cut short or "
                           "edited by hand?", detail={"file": str(path)}) from exc
+    return builder.close()
 
 
 def parse_voc(data: bytes, path: Path) -> VocAnnotation:
@@ -160,16 +185,16 @@ def _read_object_map(path: Path, width: int, height: int) -> np.ndarray:
                 raise FormatError(f"'{path}' must be an indexed (palette) or grayscale PNG whose "
                                   f"values are object numbers; it is mode {im.mode}.",
                                   detail={"file": str(path)})
+            if im.size != (width, height):   # checked before decoding a possibly huge file
+                raise FormatError(f"The segmentation PNG '{path}' is {im.size[0]} x "
+                                  f"{im.size[1]} pixels but its image is {width} x {height}.",
+                                  detail={"file": str(path)})
             arr = np.asarray(im)
     except FormatError:
         raise
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise FormatError(f"Could not read the segmentation PNG '{path}' ({exc}).",
                           detail={"file": str(path)}) from exc
-    if arr.shape != (height, width):
-        raise FormatError(f"The segmentation PNG '{path}' is {arr.shape[1]} x {arr.shape[0]} "
-                          f"pixels but its image is {width} x {height}.",
-                          detail={"file": str(path)})
     return arr
 
 
@@ -211,8 +236,8 @@ def import_voc(project: Project, src: Path, progress: Progress) -> ImportReport:
         seg = voc_root / "SegmentationObject" / f"{path.stem}.png"
         object_map = _read_object_map(seg, *size) if seg.is_file() else None
         matched.add(rec["id"])
-        for name, kind, geometry in voc_to_items(ann, object_map):
-            items.append(import_item(rec["id"], name, kind, geometry))
+        for k, (name, kind, geometry) in enumerate(voc_to_items(ann, object_map), start=1):
+            add_item(items, skipped, f"{path} object {k}", rec["id"], size, name, kind, geometry)
     report(progress, len(files), len(files), "Saving")
     return commit_import(project, "voc", items, skipped, len(matched), "Import Pascal VOC",
                          class_names=read_labelmap(voc_root / "labelmap.txt"))

@@ -19,15 +19,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backend.formats.base import (
+    SPLIT_NAMES,
     FormatError,
     ImageMatcher,
     ImportReport,
     Progress,
     commit_import,
     image_size,
-    import_item,
     report,
 )
+from backend.formats.importing import add_item, valid_class_name
 
 if TYPE_CHECKING:
     from backend.store import Project
@@ -131,29 +132,26 @@ def _ordered(mapping: dict[str, str]) -> list[str]:
 
 
 def _read_names(src: Path) -> list[str] | None:
-    for path in [src / "data.yaml", *sorted(src.glob("*.yaml")), *sorted(src.glob("*.yml"))]:
-        if path.is_file():
-            try:
-                return parse_names(path.read_text(encoding="utf-8-sig"))
-            except (ValueError, UnicodeDecodeError, OSError) as exc:
-                raise FormatError(f"Could not read the class names in '{path}' ({exc}).",
-                                  detail={"file": str(path)}) from exc
-    for name in ("classes.txt", "obj.names"):
-        path = src / name
-        if path.is_file():
-            try:
-                text = path.read_text(encoding="utf-8-sig")
-            except (UnicodeDecodeError, OSError) as exc:
-                raise FormatError(f"Could not read the class names in '{path}' ({exc}).",
-                                  detail={"file": str(path)}) from exc
-            return [line.strip() for line in text.splitlines() if line.strip()]
+    for path in [src / "data.yaml", *sorted(src.glob("*.yaml")), *sorted(src.glob("*.yml")),
+                 src / "classes.txt", src / "obj.names"]:
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+            names = parse_names(text) if path.suffix in (".yaml", ".yml") else \
+                [line.strip() for line in text.splitlines() if line.strip()]
+            # Checked here, so a bad name is reported with its file, not by the store.
+            return None if names is None else [valid_class_name(n) for n in names]
+        except (ValueError, OSError) as exc:   # UnicodeDecodeError is a ValueError
+            raise FormatError(f"Could not read the class names in '{path}' ({exc}).",
+                              detail={"file": str(path)}) from exc
     return None
 
 
 def parse_label_file(text: str, path: Path, n_classes: int | None
-                     ) -> list[tuple[int, str, list[float], float | None]]:
-    """``(class, "box" | "polygon", normalized numbers, score)`` per line; FormatError on a bad
-    line (naming the file and line)."""
+                     ) -> list[tuple[int, str, list[float], float | None, int]]:
+    """``(class, "box" | "polygon", normalized numbers, score, line number)`` per line;
+    FormatError on a bad line (naming the file and line)."""
     out = []
     for number, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
@@ -169,8 +167,10 @@ def parse_label_file(text: str, path: Path, n_classes: int | None
             values = [float(v) for v in parts[1:]]
         except ValueError:
             raise bad(f"is not 'class x y ...' numbers: {line.strip()[:80]!r}") from None
-        if cls < 0 or (n_classes is not None and cls >= n_classes):
+        if n_classes is not None and not 0 <= cls < n_classes:
             raise bad(f"has class {cls}, but there are {n_classes} class names")
+        if not 0 <= cls < 2**31:     # without names it becomes "class <n>": keep that a name
+            raise bad(f"has class {str(cls)[:20]}, which is not a class number")
         if not all(np.isfinite(values)) or any(v < -0.01 or v > 1.01 for v in values):
             raise bad("has a coordinate outside 0..1 (YOLO coordinates are fractions of the "
                       "image size)")
@@ -186,7 +186,7 @@ def parse_label_file(text: str, path: Path, n_classes: int | None
         else:
             raise bad(f"has {len(values)} numbers after the class; a box has 4, a polygon "
                       "at least 6")
-        out.append((cls, kind, values, score))
+        out.append((cls, kind, values, score, number))
     return out
 
 
@@ -202,6 +202,14 @@ def _label_files(src: Path) -> list[Path]:
     base = src / "labels" if (src / "labels").is_dir() else src
     return sorted(p for p in base.rglob("*.txt") if p.name not in ("classes.txt",)
                   and not any(part.startswith(".") for part in p.relative_to(src).parts))
+
+
+def _without_split(path: Path, src: Path) -> str:
+    """The label's path under ``labels/<split>/`` without suffix: "labels/train/a.txt" is the
+    top-level image "a", which the name with its folders cannot pick when "sub/a" exists too."""
+    base = src / "labels" if (src / "labels").is_dir() else src
+    parts = path.relative_to(base).with_suffix("").parts
+    return "/".join(parts[1:] if len(parts) > 1 and parts[0] in SPLIT_NAMES else parts)
 
 
 def import_yolo(project: Project, src: Path, progress: Progress = None) -> ImportReport:
@@ -227,6 +235,8 @@ def import_yolo(project: Project, src: Path, progress: Progress = None) -> Impor
                               detail={"file": str(path)}) from exc
         lines = parse_label_file(text, path, len(names) if names is not None else None)
         rec, reason = matcher.match(rel, stem=True)
+        if rec is None:
+            rec, _ = matcher.match(_without_split(path, src), stem=True)
         size = image_size(project, rec) if rec is not None else None
         if rec is not None and size is None:
             reason = "the project image cannot be read, so its size is unknown"
@@ -235,7 +245,7 @@ def import_yolo(project: Project, src: Path, progress: Progress = None) -> Impor
             continue
         matched.add(rec["id"])
         w, h = size
-        for cls, kind, v, score in lines:
+        for cls, kind, v, score, line in lines:
             name = names[cls] if names is not None else f"class {cls}"
             extra = {"score": score} if score is not None else {}
             if kind == "box":
@@ -246,7 +256,8 @@ def import_yolo(project: Project, src: Path, progress: Progress = None) -> Impor
                 if _is_rectangle(geo):  # how a box is written in segment labels
                     kind = "box"
                     geo = [geo[0][0], geo[0][1], geo[2][0], geo[2][1]]
-            items.append(import_item(rec["id"], name, kind, geo, **extra))
+            add_item(items, skipped, f"{path.relative_to(src).as_posix()} line {line}",
+                     rec["id"], size, name, kind, geo, **extra)
     report(progress, len(files), len(files), "Saving")
     return commit_import(project, "yolo", items, skipped, len(matched),
                          class_names=names or ())
