@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in SUBCOMMANDS:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        for stream in (sys.stdout, sys.stderr):
+            # A file name that is not UTF-8 reaches a summary as a lone surrogate: print it
+            # escaped rather than fail after the work is done.
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="backslashreplace")
         parser, module = _command_parser(argv[0])
         return int(module.run(parser.parse_args(argv)))  # type: ignore[attr-defined]
     args = _gui_parser().parse_args(argv)

@@ -76,11 +76,22 @@ def _hidden(entry: os.DirEntry[str]) -> bool:
     return bool(attrs & getattr(stat, "FILE_ATTRIBUTE_HIDDEN", 0))
 
 
+def _storable(name: str) -> bool:
+    """A name from a disk written elsewhere (Latin-1 on an old USB stick) arrives with lone
+    surrogates (PEP 383); SQLite text cannot hold them, so such a file cannot be tracked."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def scan_folder(folder: Path, extensions: tuple[str, ...]
                 ) -> tuple[list[tuple[str, int, float]], list[str]]:
     """Walk ``folder`` for files ending in ``extensions`` (lower-case, with dots).
 
-    Returns ``([(relpath, size, mtime), ...], unreadable_dirs)``. Hidden files and folders are
+    Returns ``([(relpath, size, mtime), ...], unreadable)``: sub-folders that could not be listed
+    and entries whose name is not valid UTF-8, each with why. Hidden files and folders are
     skipped, folder symlinks are not followed (no cycles, no escaping the project), and a
     sub-folder that cannot be listed is reported rather than aborting the scan. No file is
     opened: only directory entries and their stat.
@@ -102,6 +113,10 @@ def scan_folder(folder: Path, extensions: tuple[str, ...]
             try:
                 if _hidden(entry) or "\\" in entry.name or _DRIVE.match(entry.name):
                     continue  # hidden, or a name check_relpath would refuse
+                if not _storable(entry.name):
+                    shown = os.fsencode(entry.name).decode("utf-8", "replace")
+                    unreadable.append(f"{prefix}{shown} (its name is not valid UTF-8: rename it)")
+                    continue
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, prefix + entry.name + "/"))
                 elif entry.name.lower().endswith(extensions) and entry.is_file():

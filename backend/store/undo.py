@@ -116,8 +116,9 @@ def push(conn: sqlite3.Connection, description: str, image_id: int | None,
                  "VALUES (?, ?, ?, ?)",
                  (description, image_id, json.dumps(changes, separators=(",", ":")),
                   clock()))
-    conn.execute("DELETE FROM undo_log WHERE seq <= (SELECT MAX(seq) FROM undo_log) - ?",
-                 (MAX_STEPS,))
+    # By count, not by seq distance: undone steps leave gaps in seq (edit, undo, edit, ...).
+    conn.execute("DELETE FROM undo_log WHERE seq <= (SELECT seq FROM undo_log ORDER BY seq DESC "
+                 "LIMIT 1 OFFSET ?)", (MAX_STEPS,))
 
 
 def merge_into_last(conn: sqlite3.Connection, description: str, changes: list[Change], *,

@@ -124,7 +124,7 @@ def check_class_name(name: Any) -> str:
             f"name must be at most {MAX_CLASS_NAME} characters, got {len(name)}: {_short(name)}.")
     if _CONTROL.search(name):
         raise InvalidArgument(f"name must not contain control characters, got {_short(name)}.")
-    return name
+    return _encodable(name, "name")
 
 
 def check_color(color: Any) -> str:
@@ -152,7 +152,17 @@ def check_optional_text(value: Any, field: str, limit: int) -> str | None:
     if not isinstance(value, str) or len(value) > limit:
         raise InvalidArgument(
             f"{field} must be text of at most {limit} characters or null, got {_short(value)}.")
-    return value
+    return _encodable(value, field)
+
+
+def _encodable(text: str, field: str) -> str:
+    """Text SQLite can store: a lone surrogate (from a file name that is not UTF-8, or JSON's
+    "\\ud800") would fail deep in the store as UnicodeEncodeError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{field} must be valid Unicode text, got {_short(text)}.") from None
+    return text
 
 
 def check_setting_key(key: Any) -> str:

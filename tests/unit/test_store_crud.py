@@ -428,3 +428,23 @@ def test_settings_roundtrip_and_persist(tmp_path: Path) -> None:
     with Project.open(tmp_path) as p:
         assert p.get_setting("threshold") == 0.2
         assert p.get_setting("prompts") == ["moth", "Käfer"]
+
+
+def test_text_that_is_not_unicode_is_refused_by_name(project: Project) -> None:
+    # A lone surrogate (a non-UTF-8 file name, or "\ud800" in JSON) cannot be stored as text.
+    with pytest.raises(InvalidArgument, match="valid Unicode"):
+        project.add_class("leaf\ud800")
+    assert project.classes() == []
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows file names are always Unicode")
+def test_a_file_name_that_is_not_utf8_is_reported_and_the_rest_open(tmp_path: Path) -> None:
+    # A Latin-1 name from an old USB stick: Python sees it with a lone surrogate (PEP 383).
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "b.png").write_bytes(b"")
+    (folder / os.fsdecode(b"caf\xe9.png")).write_bytes(b"")
+    with Project.open(folder) as p:
+        result = p.scan([".png"])
+        assert [im["relpath"] for im in p.images()] == ["b.png"]
+        assert result["unreadable"] == ["caf\ufffd.png (its name is not valid UTF-8: rename it)"]

@@ -160,6 +160,23 @@ def test_history_is_capped(project: Project, monkeypatch: pytest.MonkeyPatch) ->
     assert [s["geometry"] for s in project.shapes(a)] == [[0, 0], [1, 1]]
 
 
+def test_edit_undo_cycles_do_not_push_old_steps_out(project: Project,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each new edit after an undo drops the undone step, so the log holds two steps while the
+    # step numbers keep growing: the cap counts steps, not numbers.
+    monkeypatch.setattr(undo, "MAX_STEPS", 3)
+    a = project.images()[0]["id"]
+    project.add_class("leaf")
+    for x in range(10):
+        project.add_shape(a, "point", [x, x])
+        project.undo()
+    project.add_shape(a, "point", [9, 9])
+    assert project.undo()["description"].startswith("Add")
+    step = project.undo()
+    assert step is not None and "leaf" in step["description"]
+    assert project.classes() == []
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_interleavings_match_a_linear_history_model(tmp_path: Path, seed: int) -> None:
     """Reference model: a list of snapshots and a cursor; edits truncate what lies ahead."""
