@@ -49,6 +49,7 @@ import contextlib
 import gc
 import importlib
 import os
+import re
 import shutil
 import uuid
 import zipfile
@@ -56,6 +57,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backend import leftovers
 from backend.errors import InvalidArgument, NotFound
 from backend.formats.base import (
     Dataset,
@@ -152,9 +154,10 @@ def export_project(project: Project, fmt: str, out: Path | str,
     if as_zip and target.suffix.lower() != ".zip":
         target = target.with_name(target.name + ".zip")
     target = target.resolve()
+    _recover_interrupted(target)
     _check_target(project, target, as_zip, options, overwrite)
     report(progress, 0, 1, "Reading the project")
-    staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.partial"
+    staging = target.parent / f".{target.name}.{_tag()}.partial"
     try:
         with _gc_paused():
             dataset = load_dataset(project, options, progress)
@@ -235,10 +238,27 @@ def _check_target(project: Project, target: Path, as_zip: bool, options: ExportO
                           detail={"file": str(target)})
 
 
+def _tag() -> str:
+    """``<pid>-<random>``: which process a temporary name belongs to (``backend.leftovers``)."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _recover_interrupted(target: Path) -> None:
+    """Clean up after an export to ``target`` whose process was killed: its staging folder or
+    ZIP goes; a previous export it had moved aside (killed between the two renames of
+    :func:`_move_into`) comes back, so a kill never loses the export that was there."""
+    pattern = re.escape(f".{target.name}.") + r"(?P<pid>\d+)-[0-9a-f]{8}\.(partial|partial\.zip|old)"
+    for path in sorted(leftovers.orphans(target.parent, pattern)):
+        if path.name.endswith(".old") and not target.exists():
+            os.replace(path, target)
+        else:
+            leftovers.remove(path)
+
+
 def _move_into(staging: Path, target: Path) -> None:
     """Replace ``target`` by ``staging`` with renames, so readers see old or new, never half."""
     if target.exists():
-        old = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.old"
+        old = target.parent / f".{target.name}.{_tag()}.old"
         os.replace(target, old)
         try:
             os.replace(staging, target)

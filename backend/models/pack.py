@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from backend import atomic
+from backend import atomic, leftovers
 from backend.errors import PackError
 
 log = logging.getLogger(__name__)
@@ -256,25 +256,9 @@ atexit.register(_remove_unpacked)
 
 def _sweep_orphans(tmp_root: Path) -> None:
     """Remove unpacked zips left by Fieldmark processes that died without cleaning up (a crash,
-    ``os._exit``). The folder name carries the owner's pid; only POSIX can ask whether a pid
-    lives without side effects (``os.kill(pid, 0)`` on Windows would end that process)."""
-    if os.name != "posix":
-        return
-    try:
-        names = os.listdir(tmp_root)
-    except OSError:
-        return
-    for name in names:
-        m = re.fullmatch(re.escape(_UNPACK_PREFIX) + r"(\d+)-.*", name)
-        if m is None or int(m.group(1)) == os.getpid():
-            continue
-        try:
-            os.kill(int(m.group(1)), 0)
-        except ProcessLookupError:
-            log.info("removing %s, left by a Fieldmark process that ended", tmp_root / name)
-            shutil.rmtree(tmp_root / name, ignore_errors=True)
-        except OSError:
-            pass                                  # alive, owned by someone else
+    ``os._exit``): the folder name carries the owner's pid (``backend.leftovers``)."""
+    for path in leftovers.orphans(tmp_root, re.escape(_UNPACK_PREFIX) + r"(?P<pid>\d+)-.*"):
+        leftovers.remove(path)
 
 
 def release(pack: Pack) -> None:
@@ -368,7 +352,8 @@ def install_pack(src: Path, packs_dir: Path) -> Pack:
     complete, so a refused or failed install leaves what was there."""
     packs_dir = Path(packs_dir)
     packs_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=packs_dir, prefix=".unpack-") as tmp:
+    _recover_interrupted(packs_dir)
+    with tempfile.TemporaryDirectory(dir=packs_dir, prefix=f".unpack-{os.getpid()}-") as tmp:
         pack = load_pack(src, unpack_dir=Path(tmp))
         check_graphs(pack)
         dest = packs_dir / f"{pack.id}-{pack.version}"
@@ -390,11 +375,28 @@ def install_pack(src: Path, packs_dir: Path) -> Pack:
     return verify_pack(dest, hashes=False)
 
 
+def _recover_interrupted(packs_dir: Path) -> None:
+    """An install killed between its two renames left the installed copy as ``.NAME.replaced``
+    and nothing at ``NAME``: put it back (a finished install removes ``.NAME.replaced``). The
+    unpack folders of killed installs go."""
+    for path in leftovers.orphans(packs_dir, r"\.unpack-(?P<pid>\d+)-.*"):
+        leftovers.remove(path)
+    for old in Path(packs_dir).glob(".*.replaced"):
+        dest = old.with_name(old.name[1:-len(".replaced")])
+        if old.is_dir() and not dest.exists():
+            log.info("restoring %s after an interrupted install", dest)
+            try:
+                old.replace(dest)
+            except OSError:
+                pass                      # another install is finishing it right now
+
+
 def list_packs(packs_dir: Path) -> list[Pack | PackError]:
     """Every pack under ``packs_dir`` (manifest checked, hashes not), or the error it raised."""
     out: list[Pack | PackError] = []
     if not Path(packs_dir).is_dir():
         return out
+    _recover_interrupted(packs_dir)
     for d in sorted(Path(packs_dir).iterdir()):
         if d.is_dir() and not d.name.startswith("."):
             try:
