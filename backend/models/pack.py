@@ -366,10 +366,15 @@ def install_pack(src: Path, packs_dir: Path) -> Pack:
             if dest.exists():
                 dest.replace(old)
             staging.replace(dest)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
             if old.exists() and not dest.exists():
                 old.replace(dest)                 # put the previous copy back
+            if isinstance(exc, OSError):          # disk full, no permission: say so, not "a bug"
+                raise PackError(f"Could not copy model pack '{pack.id}' into '{packs_dir}' "
+                                f"({exc.strerror or exc}). Check the free space there and that you "
+                                "may write to it, then install again.",
+                                detail={"pack": str(src), "file": str(packs_dir)}) from exc
             raise
         shutil.rmtree(old, ignore_errors=True)
     return verify_pack(dest, hashes=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import zipfile
 from collections.abc import Callable
@@ -239,6 +240,24 @@ def test_install_copies_and_reinstall_replaces(pack_dir: Path, tmp_path: Path) -
     again = packs.install_pack(pack_dir, installed_root)
     assert (again.root / "tokenizer" / "vocab.json").read_text() == '{"b": 2}'
     assert not (again.root / "leftover.txt").exists()
+    assert sorted(p.name for p in installed_root.iterdir()) == ["test-sam-1.0.0"]
+
+
+def test_a_full_disk_during_install_is_a_clear_refusal_that_keeps_the_installed_copy(
+        pack_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    installed_root = tmp_path / "packs"
+    packs.install_pack(pack_dir, installed_root)
+    real_copytree = packs.shutil.copytree
+
+    def copy_then_fill_the_disk(src: Any, dst: Any, *args: Any, **kwargs: Any) -> Any:
+        real_copytree(src, dst, *args, **kwargs)     # the copy got written, then the disk filled
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(packs.shutil, "copytree", copy_then_fill_the_disk)
+    with pytest.raises(PackError, match="free space") as info:
+        packs.install_pack(pack_dir, installed_root)
+    assert str(installed_root) in info.value.message
+    assert packs.verify_pack(installed_root / "test-sam-1.0.0").id == "test-sam"
     assert sorted(p.name for p in installed_root.iterdir()) == ["test-sam-1.0.0"]
 
 
