@@ -222,6 +222,11 @@ class EncodingService:
             with self._lock:
                 if generation != self._generation:
                     return  # superseded: the person moved on
+            if not self.worker.wait_quiet():  # decode only while the person is not clicking
+                return
+            with self._lock:
+                if generation != self._generation:
+                    return
             try:
                 path = project.image_path(image_id)
                 if self.peek(model, path) is None:

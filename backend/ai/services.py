@@ -30,6 +30,11 @@ from backend.models.interrupt import Interruptible
 
 log = logging.getLogger(__name__)
 
+# A click stops a background model pass; background passes (and the decoding for them) wait
+# until clicks have paused this long, so a burst of refinement clicks meets an idle worker
+# (ADR 0009).
+QUIET_S = 0.5
+
 Emit = Callable[[str, Any], None]
 JOB_WORKERS = 3          # one for a run, the others for interactive jobs meanwhile
 _FINISHED_JOBS = 200    # job records kept after they end
@@ -41,7 +46,7 @@ class AiServices:
                  state_path: Path | None = None, cache_dir: Path | None = None,
                  threads: int | None = None, prefetch_count: int | None = None) -> None:
         self.emit = emit
-        self.worker = InferenceWorker(interruptible=Interruptible)  # a click stops background passes
+        self.worker = InferenceWorker(interruptible=Interruptible, quiet_s=QUIET_S)
         self.models = ModelManager(packs_dir, bundled_dir, state_path, threads=threads,
                                    on_change=self._models_changed)
         self.encodings = EncodingService(self.models, self.worker,

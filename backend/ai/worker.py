@@ -11,7 +11,9 @@ An interactive task does not wait for a prefetch or batch pass in progress: with
 ``interruptible`` factory (``backend.models.interrupt.Interruptible``) that pass is stopped
 between two graph nodes and queued again, in its old place, to run after the interactive one
 (ADR 0009). Re-running costs the work already done, but those passes are background work, and a
-person's click is what must feel instant. Tasks are model passes without side effects, so running
+person's click is what must feel instant. With ``quiet_s`` a background pass also waits until no
+interactive pass ran for that long: clicks come in bursts, and a pass started between two of them
+would only be stopped again. Tasks are model passes without side effects, so running
 one again is safe. Batch runs hand the worker one image at a time, never a backlog (ADR 0006).
 """
 
@@ -20,7 +22,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
@@ -53,9 +57,14 @@ class WorkerClosed(RuntimeError):
 class InferenceWorker:
     """A priority queue in front of one daemon thread (started on first use)."""
 
-    def __init__(self, name: str = "inference", interruptible: Interruptible | None = None) -> None:
+    def __init__(self, name: str = "inference", interruptible: Interruptible | None = None,
+                 quiet_s: float = 0.0) -> None:
         self.name = name
         self._interruptible = interruptible
+        # Background passes start only this long after the last interactive one: a person who
+        # just clicked tends to click again, and each click would stop (and waste) a pass.
+        self.quiet_s = quiet_s
+        self._last_interactive = -math.inf
         self._stoppable: Stoppable | None = None  # the running background pass, when stoppable
         self.interruptions = 0                    # background passes stopped for a click
         self._heap: list[tuple[int, int, Future[Any], Callable[[], Any]]] = []
@@ -79,9 +88,11 @@ class InferenceWorker:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
                 self._thread.start()
-            if priority == INTERACTIVE and self._stoppable is not None:
-                self._stoppable.interrupt()
-            self._cond.notify()
+            if priority == INTERACTIVE:
+                self._last_interactive = time.monotonic()
+                if self._stoppable is not None:
+                    self._stoppable.interrupt()
+            self._cond.notify_all()
         return future
 
     def run(self, priority: int, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -110,11 +121,36 @@ class InferenceWorker:
             counts = Counter(p for p, _, f, _ in self._heap if not f.cancelled())
         return {PRIORITY_NAMES[p]: counts.get(p, 0) for p in PRIORITY_NAMES}
 
+    def _quiet_left(self) -> float:
+        """Seconds until background work may start (call with the lock held)."""
+        return self._last_interactive + self.quiet_s - time.monotonic()
+
+    def wait_quiet(self, timeout: float | None = None) -> bool:
+        """Block until no interactive pass ran for ``quiet_s`` (for background work done outside
+        the worker, e.g. decoding the next image); False if the worker closed or on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._closed:
+                left = self._quiet_left()
+                if left <= 0:
+                    return True
+                if deadline is not None:
+                    left = min(left, deadline - time.monotonic())
+                    if left <= 0:
+                        return False
+                self._cond.wait(left)
+        return False
+
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._heap and not self._closed:
-                    self._cond.wait()
+                while not self._closed:
+                    if not self._heap:
+                        self._cond.wait()
+                    elif self._heap[0][0] in INTERRUPTIBLE and self._quiet_left() > 0:
+                        self._cond.wait(self._quiet_left())
+                    else:
+                        break
                 if not self._heap:
                     return
                 entry = heapq.heappop(self._heap)
@@ -138,6 +174,10 @@ class InferenceWorker:
                 future.set_result(result)
             finally:
                 self.running = None
+                if priority == INTERACTIVE:
+                    with self._cond:
+                        self._last_interactive = time.monotonic()
+                        self._cond.notify_all()
             self.passes[priority] += 1
 
     def _call(self, priority: int, call: Callable[[], Any]) -> Any:

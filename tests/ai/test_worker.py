@@ -199,3 +199,20 @@ def test_an_interrupted_pass_can_still_be_dropped_or_shut_down(tmp_path: Path) -
             stale.result(TIMEOUT)
     finally:
         worker.shutdown()
+
+
+def test_background_passes_wait_for_a_pause_in_the_clicks() -> None:
+    worker = InferenceWorker(quiet_s=0.3)
+    stamps: dict[str, float] = {}
+    try:
+        worker.run(INTERACTIVE, lambda: stamps.setdefault("click", time.monotonic()))
+        done_click = time.monotonic()
+        background = worker.submit(PREFETCH, lambda: stamps.setdefault("prefetch", time.monotonic()))
+        assert worker.wait_quiet(timeout=TIMEOUT)       # what the prefetch decoder waits for
+        assert time.monotonic() - done_click >= 0.3
+        background.result(TIMEOUT)
+        # Not before the pause: a click right after would have had to stop it.
+        assert stamps["prefetch"] - done_click >= 0.3
+    finally:
+        worker.shutdown()
+    assert worker.wait_quiet() is False, "a closed worker releases whoever waits"
