@@ -19,7 +19,7 @@ import signal
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,9 @@ from backend.api.settings import Settings
 from backend.errors import FieldmarkError
 from backend.store import Project
 from tests.reliability.crash_state import integrity
+from tests.unprivileged import NOBODY, as_unprivileged
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions and fork")
-NOBODY = 65534
 
 
 @pytest.fixture
@@ -74,35 +74,6 @@ def _read_only(path: Path) -> None:
     path.chmod(0o555)
 
 
-def _unprivileged(work: Callable[[], Any]) -> Any:
-    """``work()`` as a user that permissions apply to: ourselves, or 'nobody' in a child if root."""
-    if os.geteuid() != 0:
-        return work()
-    import fcntl  # noqa: F401  (the lock imports it lazily: load it while we still can)
-
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never return into pytest
-        try:
-            os.close(read)
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            os.write(write, json.dumps({"value": work()}).encode())
-        except BaseException as exc:  # noqa: BLE001 — reported to the parent, which fails the test
-            os.write(write, json.dumps({"crash": repr(exc)}).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as fh:
-        text = fh.read()
-    os.waitpid(pid, 0)
-    if not text:
-        pytest.skip("cannot switch to an unprivileged user here")
-    answer = json.loads(text)
-    assert "crash" not in answer, answer["crash"]
-    return answer["value"]
-
-
 def _open_then_open(base: Path, folder: Path, fallback: Path | None = None) -> dict[str, Any]:
     """A window tries ``folder``, then (the person's next step) a writable ``fallback``."""
     def work() -> dict[str, Any]:
@@ -119,7 +90,7 @@ def _open_then_open(base: Path, folder: Path, fallback: Path | None = None) -> d
 
     (base / "user").mkdir(exist_ok=True)
     _give_away(base / "user")
-    return _unprivileged(work)
+    return as_unprivileged(work)
 
 
 def _labelled(folder: Path) -> int:

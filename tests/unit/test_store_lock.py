@@ -19,6 +19,7 @@ import pytest
 
 from backend.errors import ProjectLocked, StoreError
 from backend.store import Project
+from tests.unprivileged import as_unprivileged
 
 ROOT = Path(__file__).resolve().parents[2]
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL and chmod")
@@ -139,37 +140,16 @@ def test_sigkill_loses_no_committed_shape(tmp_path: Path) -> None:
 
 
 def _open_as_unprivileged_user(folder: Path) -> dict:
-    """Project.open(folder) in a forked child running as 'nobody' (root ignores permissions).
-
-    Forked rather than started fresh: the interpreter and modules are already loaded, so the
-    child needs no access to wherever Python is installed.
-    """
-    import fcntl  # noqa: F401  (the lock imports it lazily; load it while we still can)
-
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
+    """Project.open(folder) as 'nobody' (root ignores permissions)."""
+    def work() -> dict:
         try:
-            os.close(read)
-            os.setgid(65534)
-            os.setuid(65534)
-            try:
-                Project.open(folder).close()
-                result = {"ok": True}
-            except StoreError as exc:
-                result = {"code": exc.code, "message": exc.message}
-            except PermissionError as exc:
-                result = {"skip": str(exc)}
-            os.write(write, json.dumps(result).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as fh:
-        text = fh.read()
-    os.waitpid(pid, 0)
-    if not text:
-        pytest.skip("cannot switch to an unprivileged user here")
-    return json.loads(text)
+            Project.open(folder).close()
+            return {"ok": True}
+        except StoreError as exc:
+            return {"code": exc.code, "message": exc.message}
+        except PermissionError as exc:
+            return {"skip": str(exc)}
+    return as_unprivileged(work)
 
 
 @posix_only
