@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from backend.formats import _recover_interrupted
-from backend.models.pack import list_packs, verify_pack
+from backend.models.pack import list_packs, verify_pack, write_pack
 from backend.store import Project
 from tests.ai.conftest import make_photos
 from tests.reliability.test_bad_packs import tiny_packs
@@ -111,13 +112,17 @@ def test_a_killed_export_never_leaves_half_an_export_nor_loses_the_last_one(tmp_
 
 def test_a_killed_pack_install_never_leaves_half_a_pack_nor_loses_the_installed_one(
         tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    pack = tiny_packs(tmp_path_factory).segmenter
+    # The tiny pack padded with 96 MB, so hashing and copying it take long enough to be hit.
+    pack = shutil.copytree(tiny_packs(tmp_path_factory).segmenter, tmp_path / "big-pack")
+    manifest = json.loads((pack / "manifest.json").read_text(encoding="utf-8"))
+    (pack / "padding.bin").write_bytes(os.urandom(96 << 20))
+    write_pack(pack, {**{k: v for k, v in manifest.items() if k not in ("files", "schema_version")},
+                      "extra_files": [*manifest["files"], "padding.bin"]})
     packs_dir = tmp_path / "packs"
     args = ["models", "install", str(pack), "--packs-dir", str(packs_dir), "--json"]
     env = _env(tmp_path)
     rng = random.Random(9)
     took = _run(args, env)
-    manifest = json.loads((pack / "manifest.json").read_text(encoding="utf-8"))
     killed_mid = 0
     for trial in range(TRIALS):
         delay = rng.uniform(0.1, took)
