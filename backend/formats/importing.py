@@ -177,6 +177,24 @@ def fit_to_image(kind: str, geometry: Any, size: tuple[int, int]) -> tuple[Any, 
     return ring, ""
 
 
+def matched_size(project: Project, rec: dict[str, Any], written: Sequence[Any]
+                 ) -> tuple[tuple[int, int] | None, str]:
+    """``((w, h), "")`` of the project image an annotation file matched, or ``(None, why)`` the
+    file is skipped: the image's size is unknown, or ``written`` (the width and height the file
+    states, when it states them) is another size."""
+    from backend.formats.dataset import image_size
+
+    size = image_size(project, rec)
+    if size is None:
+        return None, f"the project image '{rec['relpath']}' cannot be read, so its size is unknown"
+    w, h = (list(written) + [None, None])[:2]
+    stated = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (w, h))
+    if stated and (w, h) != size:
+        return None, (f"it is for a {w} x {h} image but '{rec['relpath']}' is {size[0]} x "
+                      f"{size[1]} (resized or rotated copy?)")
+    return size, ""
+
+
 def add_item(items: list[dict[str, Any]], skipped: list[dict[str, Any]], what: str,
              image_id: int, size: tuple[int, int], class_name: str | None, kind: str,
              geometry: Any, **extra: Any) -> None:

@@ -46,7 +46,6 @@ from backend.formats.base import (
     ImportReport,
     Progress,
     commit_import,
-    image_size,
     mask_parts,
     read_json,
     report,
@@ -57,6 +56,7 @@ from backend.formats.importing import (
     FAR_REASON,
     add_item,
     is_number,
+    matched_size,
     valid_class_name,
     within_reach,
 )
@@ -360,16 +360,9 @@ def import_(project: Project, src: Path, progress: Progress) -> ImportReport:
         if rec is None:
             skipped.append({"item": str(path), "reason": reason})
             continue
-        size = image_size(project, rec)
+        size, why = matched_size(project, rec, (doc.get("imageWidth"), doc.get("imageHeight")))
         if size is None:
-            skipped.append({"item": str(path), "reason": f"the project image "
-                            f"'{rec['relpath']}' cannot be read, so its size is unknown"})
-            continue
-        written = (doc.get("imageWidth"), doc.get("imageHeight"))
-        if all(isinstance(v, int) for v in written) and written != size:
-            skipped.append({"item": str(path), "reason": f"it is for a {written[0]} x "
-                            f"{written[1]} image but '{rec['relpath']}' is {size[0]} x "
-                            f"{size[1]} (resized or rotated copy?)"})
+            skipped.append({"item": str(path), "reason": why})
             continue
         try:
             shapes, left_out = labelme_to_items(doc, *size)

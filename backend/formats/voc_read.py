@@ -30,10 +30,9 @@ from backend.formats.base import (
     ImportReport,
     Progress,
     commit_import,
-    image_size,
     report,
 )
-from backend.formats.importing import add_item
+from backend.formats.importing import add_item, matched_size
 from backend.formats.voc import MAX_VALUE, voc_to_box
 from backend.geometry import rle
 from backend.store.validate import check_class_name
@@ -223,15 +222,9 @@ def import_voc(project: Project, src: Path, progress: Progress) -> ImportReport:
         if rec is None:
             skipped.append({"item": str(path), "reason": reason})
             continue
-        size = image_size(project, rec)
+        size, why = matched_size(project, rec, (ann.width, ann.height))
         if size is None:
-            skipped.append({"item": str(path), "reason": f"the project image "
-                            f"'{rec['relpath']}' cannot be read, so its size is unknown"})
-            continue
-        if ann.width and ann.height and (ann.width, ann.height) != size:
-            skipped.append({"item": str(path), "reason": f"it is for a {ann.width} x "
-                            f"{ann.height} image but '{rec['relpath']}' is {size[0]} x "
-                            f"{size[1]} (resized or rotated copy?)"})
+            skipped.append({"item": str(path), "reason": why})
             continue
         seg = voc_root / "SegmentationObject" / f"{path.stem}.png"
         object_map = _read_object_map(seg, *size) if seg.is_file() else None
