@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from backend.geometry import rle
+from backend.geometry.raster import ring_edges
 
 # Shapes per batch is bounded by the rows they span: the work arrays grow with it.
 _BATCH_ROWS = 1 << 21
@@ -67,14 +68,7 @@ def box_pixels(boxes: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> np
 def _polygon_runs(rings: Sequence[np.ndarray], heights: np.ndarray, widths: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(ring, row, a, b) of every run of inside pixels ``[a, b)``, sorted by ring then row."""
-    sizes = np.array([r.shape[0] for r in rings], dtype=np.int64)
-    pts = np.concatenate(rings)
-    ring_of = np.repeat(np.arange(len(rings)), sizes)
-    starts = np.cumsum(sizes) - sizes
-    nxt = np.arange(pts.shape[0]) + 1
-    nxt[starts + sizes - 1] = starts               # each ring closes on its first vertex
-    x, y = pts[:, 0], pts[:, 1]
-    x2, y2 = x[nxt], y[nxt]
+    ring_of, x, y, x2, y2 = ring_edges(rings)
     h_e, w_e = heights[ring_of], widths[ring_of]
     ylo, yhi = np.minimum(y, y2), np.maximum(y, y2)
     # The same float operations as backend.geometry.raster._crossings, so the same pixels.

@@ -14,22 +14,29 @@ area, not with the number of rings, so ten thousand holes cost no Python loop.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 _BIG = np.int64(1) << 40            # outer-ring weight; more holes than this cannot occur
 
 
-def _crossings(rings: list[np.ndarray], height: int, width: int) -> tuple[
-        np.ndarray, np.ndarray, np.ndarray]:
-    """(ring index, row, first column right of the crossing) for every edge/row-center pair."""
-    sizes = np.array([r.shape[0] for r in rings])
+def ring_edges(rings: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Every edge of every ring at once: (ring index, x, y, next x, next y) per vertex."""
+    sizes = np.array([r.shape[0] for r in rings], dtype=np.int64)
     pts = np.concatenate(rings)
     ring_of = np.repeat(np.arange(len(rings)), sizes)
     starts = np.cumsum(sizes) - sizes
     nxt = np.arange(pts.shape[0]) + 1
     nxt[starts + sizes - 1] = starts               # each ring closes on its first vertex
     x, y = pts[:, 0], pts[:, 1]
-    x2, y2 = x[nxt], y[nxt]
+    return ring_of, x, y, x[nxt], y[nxt]
+
+
+def _crossings(rings: list[np.ndarray], height: int, width: int) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray]:
+    """(ring index, row, first column right of the crossing) for every edge/row-center pair."""
+    ring_of, x, y, x2, y2 = ring_edges(rings)
     ylo, yhi = np.minimum(y, y2), np.maximum(y, y2)
     # Rows whose center r + 0.5 lies in [ylo, yhi): half-open, so a vertex counts once.
     r_a = np.clip(np.ceil(ylo - 0.5), 0, height).astype(np.int64)
