@@ -92,6 +92,21 @@ def _compress_many(counts: np.ndarray, lengths: np.ndarray) -> list[str]:
     return [text[a:b] for a, b in zip(first.tolist(), last.tolist(), strict=True)]
 
 
+def _values(c: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The signed numbers of 6-bit characters ``c`` (minus 48), each ending at ``ends``: five
+    bits per character, least significant first, sign in the last one."""
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    count_of = np.repeat(np.arange(ends.size), ends - starts + 1)
+    k = np.arange(c.size) - starts[count_of]                # group index within its count
+    if k.max() >= _GROUPS:
+        raise InvalidArgument("RLE counts string holds a number too large for a mask.")
+    x = np.add.reduceat((c & 0x1F) << (5 * k), starts)
+    neg = (c[ends] & 0x10) != 0                             # sign bit in the last group
+    n_groups = ends - starts + 1
+    x[neg] |= -(np.int64(1) << (5 * n_groups[neg]))
+    return x
+
+
 def _decompress(s: str | bytes) -> np.ndarray:
     """pycocotools' ``rleFrString`` of one string (the hot path of :func:`decode`; see
     :func:`_decompress_many` for many at once)."""
@@ -107,15 +122,7 @@ def _decompress(s: str | bytes) -> np.ndarray:
         raise InvalidArgument("RLE counts string is truncated (its last count is incomplete).",
                               detail={"counts": raw[:64].decode("ascii", "replace")})
     ends = np.flatnonzero(last)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    count_of = np.repeat(np.arange(ends.size), ends - starts + 1)
-    k = np.arange(c.size) - starts[count_of]                # group index within its count
-    if k.max() >= _GROUPS:
-        raise InvalidArgument("RLE counts string holds a number too large for a mask.")
-    x = np.add.reduceat((c & 0x1F) << (5 * k), starts)
-    neg = (c[ends] & 0x10) != 0                             # sign bit in the last group
-    n_groups = ends - starts + 1
-    x[neg] |= -(np.int64(1) << (5 * n_groups[neg]))
+    x = _values(c, ends)
     # counts[i] = x[i] + counts[i - 2] for i > 2: two running sums, odd and even positions.
     out = x.copy()
     if out.size > 3:
@@ -148,15 +155,7 @@ def _decompress_many(strings: Sequence[str | bytes]) -> tuple[np.ndarray, np.nda
     lengths = np.diff(np.searchsorted(ends, char_end), prepend=0)
     if not ends.size:
         return np.zeros(0, dtype=np.int64), lengths
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    count_of = np.repeat(np.arange(ends.size), ends - starts + 1)
-    k = np.arange(c.size) - starts[count_of]                # group index within its count
-    if k.max() >= _GROUPS:
-        raise InvalidArgument("RLE counts string holds a number too large for a mask.")
-    x = np.add.reduceat((c & 0x1F) << (5 * k), starts)
-    neg = (c[ends] & 0x10) != 0                             # sign bit in the last group
-    n_groups = ends - starts + 1
-    x[neg] |= -(np.int64(1) << (5 * n_groups[neg]))
+    x = _values(c, ends)
     # counts[i] = x[i] + counts[i - 2] for i > 2: within each string, running sums over the
     # odd positions (from 1) and over the even ones (from 2).
     owner = np.repeat(np.arange(lengths.size), lengths)
