@@ -182,8 +182,13 @@ class EncodingService:
             if cache is not None:
                 arrays = dict(enc.arrays)
                 arrays["original_size"] = np.asarray(enc.original_size, dtype=np.int64)
-                # Keep the cache's copy, not a second one of the same arrays.
-                enc = self._from_arrays(model, key, cache.put(key, arrays)) or enc
+                # Keep the cache's copy, not a second one of the same arrays (made by this
+                # model just now: no need for _from_arrays' checks of a read-back entry).
+                stored = cache.put(key, arrays)
+                if model.pack.task == "segmenter":
+                    enc = SegEncoding(key, enc.original_size, {k: stored[k] for k in enc.arrays})
+                else:
+                    enc = model.encoding_from_arrays(stored, key) or enc
             self._remember(model.pack.task, key, enc)
         return enc
 
